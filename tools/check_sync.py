@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Fail when flagship/ is not what nbdev_export makes of nbs/, or when a notebook in nbs/ is not clean.
+
+Clean means what nbdev_clean leaves: no outputs, no execution counts, and no metadata but papermill's `tags`.
+Executed notebooks belong in outputs/, never in nbs/.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tree_diff(a: Path, b: Path) -> list[str]:
+    """Relative paths of .py files that differ between two folders (or exist in only one)."""
+    names = {p.relative_to(a) for p in a.rglob("*.py")} | {p.relative_to(b) for p in b.rglob("*.py")}
+    return sorted(str(n) for n in names if not ((a / n).exists() and (b / n).exists() and filecmp.cmp(a / n, b / n, shallow=False)))
+
+
+def dirty_notebooks(nbs: Path) -> list[str]:
+    """Notebooks that carry outputs, execution counts or metadata nbdev_clean would strip."""
+    bad = []
+    for path in sorted(nbs.rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in path.parts:
+            continue
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for i, cell in enumerate(nb["cells"]):
+            extra = set(cell.get("metadata", {})) - {"tags"}
+            if cell.get("outputs") or cell.get("execution_count") or extra:
+                bad.append(f"{path.relative_to(ROOT)} cell {i}: " + ("outputs" if cell.get("outputs") else f"metadata {sorted(extra)}" if extra else "execution_count"))
+                break
+    return bad
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        before = Path(tmp) / "flagship"
+        shutil.copytree(ROOT / "flagship", before)
+        subprocess.run([str(Path(sys.executable).parent / "nbdev_export")], cwd=ROOT, check=True)
+        changed = tree_diff(before, ROOT / "flagship")
+    dirty = dirty_notebooks(ROOT / "nbs")
+    for name in changed:
+        print(f"flagship/{name} is not what nbdev_export makes of nbs/: edit the notebook, run nbdev_export, commit both")
+    for line in dirty:
+        print(f"{line}: run nbdev_clean (executed notebooks belong in outputs/)")
+    if not changed and not dirty:
+        print("flagship/ matches nbs/; notebooks are clean")
+    return 1 if changed or dirty else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
