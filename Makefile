@@ -28,7 +28,7 @@ help: ## list the targets
 # ---------------------------------------------------------------- install
 install: $(STAMP) ## .venv with torch 2.13.0 (CPU) first, then the pinned lock, the package (editable) and KaTeX
 
-$(STAMP): constraints.txt settings.ini setup.py tools/site/package-lock.json
+$(STAMP): constraints.txt settings.ini setup.py tools/node/package-lock.json
 	@echo "==> [1/5] system packages (chromium for page tests, prometheus for promtool)"
 	@$(MAKE) --no-print-directory system-deps
 	@echo "==> [2/5] virtualenv $(VENV)"
@@ -40,7 +40,7 @@ $(STAMP): constraints.txt settings.ini setup.py tools/site/package-lock.json
 	@$(PY) -m pip install --progress-bar on -c constraints.txt -e ".[all,dev]"
 	@$(PY) -m pip check
 	@echo "==> [5/5] site assets (KaTeX from npm, served locally)"
-	@npm ci --prefix tools/site --no-audit --no-fund --loglevel=error
+	@npm ci --prefix tools/node --no-audit --no-fund --loglevel=error
 	@touch $@
 
 system-deps: ## Debian packages the tests use (skipped when present or when not root)

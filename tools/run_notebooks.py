@@ -6,9 +6,9 @@ the ones whose code, parameters and inputs have not changed, and outputs/<projec
     python tools/run_notebooks.py 01 --profile full
     make run P=01 PROFILE=full
 
-How a run stays safe: a project's notebooks execute into a fresh folder under outputs/.runs/<project>/; only when
-the last one has passed does the symlink outputs/<project> swing to it (an atomic rename), so a failed or killed
-run leaves the last good outputs as they were. A notebook is skipped when jupyter-cache holds an executed copy of
+How a run stays safe: a project's notebooks execute into a fresh folder outputs/.runs/<project>-<run id>/, which
+starts as a copy of the last good run; only when the last notebook has passed is it exchanged with outputs/<project>
+in one atomic rename (renameat2), so a failed or killed run leaves the last good outputs as they were. A notebook is skipped when jupyter-cache holds an executed copy of
 exactly this code with exactly these parameters and the same upstream key (input data, lock file, flagship.core
 source and every earlier notebook of the project), and the last good run was made from that same key.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -154,17 +155,23 @@ def describe_failure(err: Exception, nb_path: Path, executed: Path) -> str:
     return f"{nb_path}: {type(err).__name__}: {err}"
 
 
-def swap_in(out_link: Path, run_dir: Path) -> None:
-    """Point outputs/<slug> at run_dir with one atomic rename; remove the runs it no longer points at."""
-    tmp = out_link.with_name(f".{out_link.name}.swap")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(os.path.relpath(run_dir, out_link.parent))
-    if out_link.exists() and not out_link.is_symlink():  # a plain folder left by an interactive session
-        shutil.rmtree(out_link)
-    os.replace(tmp, out_link)
-    for old in run_dir.parent.iterdir():
-        if old != run_dir and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
+def exchange(a: Path, b: Path) -> None:
+    """Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) != 0:  # AT_FDCWD, RENAME_EXCHANGE
+        err = ctypes.get_errno()
+        raise OSError(err, f"renameat2 exchange failed: {os.strerror(err)}", str(a))
+
+
+def swap_in(out_dir: Path, run_dir: Path) -> None:
+    """Make run_dir the project's outputs/<slug> atomically; the previous run is deleted afterwards."""
+    if out_dir.is_symlink():
+        out_dir.unlink()
+    if out_dir.exists():
+        exchange(run_dir, out_dir)  # readers see the old folder or the new one, never neither
+        shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        os.rename(run_dir, out_dir)
 
 
 def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: bool = False) -> list[Result]:
@@ -172,15 +179,15 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
     from flagship.core.publish import write_manifest
 
     outputs = Path(os.environ.get("FLAGSHIP_OUTPUTS") or root / "outputs")
-    out_link, runs = outputs / slug, outputs / ".runs" / slug
-    previous = json.loads((out_link / "run.json").read_text()) if (out_link / "run.json").exists() else {}
+    out_dir_final, runs = outputs / slug, outputs / ".runs"
+    previous = json.loads((out_dir_final / "run.json").read_text()) if (out_dir_final / "run.json").exists() else {}
     prev_keys = {n["notebook"]: n.get("cache_key") for n in previous.get("notebooks", [])}
     params = load_params(root, slug, profile)
     notebooks = project_notebooks(root, slug)
 
     # Every notebook's key folds in the key before it, so a change re-runs that notebook and every later one.
     # The cache sees out_dir masked: it names a new folder each run, and the same code must give the same key.
-    run_dir = runs / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    run_dir = runs / f"{slug}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     chain, plans = upstream_key(root, slug), []
     for nb_path in notebooks:
         masked = prepare(nb_path, {**params, "profile": profile, "out_dir": "<run dir>"}, profile, chain)
@@ -191,7 +198,7 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
 
     def fresh(i: int) -> bool:
         nb_path, _, masked, key = plans[i]
-        if force or prev_keys.get(nb_path.name) != key or not (out_link / nb_path.name).exists():
+        if force or prev_keys.get(nb_path.name) != key or not (out_dir_final / nb_path.name).exists():
             return False
         try:
             cache.match_cache_notebook(masked)
@@ -206,8 +213,8 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
         return results
 
     runs.mkdir(parents=True, exist_ok=True)
-    if out_link.exists():
-        shutil.copytree(out_link.resolve(), run_dir)
+    if out_dir_final.exists():
+        shutil.copytree(out_dir_final, run_dir, symlinks=True)
     else:
         run_dir.mkdir(parents=True)
     for i in range(first_stale, len(plans)):
@@ -242,7 +249,7 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
         if meta["status"] == "cached" and meta["notebook"] in prev:
             meta.update(seconds=prev[meta["notebook"]].get("seconds", 0), peak_memory_mb=prev[meta["notebook"]].get("peak_memory_mb", 0))
     write_manifest(run_dir, slug, profile, params, notebooks_meta)
-    swap_in(out_link, run_dir)
+    swap_in(out_dir_final, run_dir)
     return results
 
 
@@ -292,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         except BlockingIOError:
             print(f"another run holds {outputs / '.runs' / '.lock'}; wait for it to finish", file=sys.stderr)
             return 2
+        for stale in (outputs / ".runs").glob("*-*"):  # folders of runs that were killed: never swapped in
+            shutil.rmtree(stale, ignore_errors=True)
         total = sum(len(project_notebooks(root, s)) for s in slugs)
         with tqdm(total=total, unit="nb", desc="notebooks", file=sys.stderr, dynamic_ncols=True) as bar:
             for slug in slugs:

@@ -17,7 +17,7 @@ from .data import sha256_file
 
 # %% auto #0
 __all__ = ['atomic_write_text', 'atomic_write_json', 'git_sha', 'lock_hash', 'input_hashes', 'save_metrics', 'artifact_bytes',
-           'write_manifest', 'read_manifest']
+           'write_manifest', 'read_manifest', 'save_benchmark']
 
 # %% ../../nbs/core/04_publish.ipynb #c004
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -28,6 +28,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; published files are world-readable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -109,3 +110,21 @@ def read_manifest(slug: str, out_dir: str | Path | None = None) -> dict | None:
     """Return the project's last good run.json, or None if it has never run."""
     path = Path(out_dir or project_dirs(slug)["out"]) / "run.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+# %% ../../nbs/core/04_publish.ipynb #c901
+def save_benchmark(
+    name: str, title: str, columns: list[str], rows: list[list], command: str, notes: str = ""
+) -> Path:  # name: file stem, e.g. serve_tabular
+    """Write outputs/benchmarks/<name>.json for the Benchmarks page and return its path."""
+    from flagship.core.config import outputs_root
+
+    doc = {
+        "title": title,
+        "columns": columns,
+        "rows": rows,
+        "command": command,
+        "notes": notes,
+        "git_sha": git_sha(),
+        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return atomic_write_json(outputs_root() / "benchmarks" / f"{name}.json", doc)

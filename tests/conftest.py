@@ -1,0 +1,21 @@
+"""Shared fixtures: one SparkSession for the whole test session (a JVM start costs 7-14 s here)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """A local SparkSession with flagship's defaults, two cores, UI off, warehouse in a temp folder."""
+    from flagship.core.spark import get_spark
+
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    session = get_spark("flagship-tests", master="local[2]", conf={"spark.sql.warehouse.dir": str(warehouse), "spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
