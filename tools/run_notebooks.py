@@ -143,15 +143,16 @@ def peak_memory():
 
 
 def describe_failure(err: Exception, nb_path: Path, executed: Path) -> str:
-    """Name the notebook and the failing cell (its index and first line)."""
+    """Name the notebook and the failing cell: its index in the source notebook (0-based) and its first line."""
     if isinstance(err, PapermillExecutionError):
-        first = ""
+        index, first = err.cell_index, ""
         try:
-            cell = nbformat.read(executed, as_version=4).cells[err.cell_index]
-            first = cell.source.strip().splitlines()[0][:80] if cell.source.strip() else ""
-        except Exception:
+            cells = nbformat.read(executed, as_version=4).cells
+            first = (cells[index].source.strip().splitlines() or [""])[0][:80]
+            index -= sum("injected-parameters" in c.metadata.get("tags", []) for c in cells[:index])
+        except Exception:  # noqa: BLE001 - the message still names the notebook
             pass
-        return f"{nb_path} cell {err.cell_index} (execution count {err.exec_count}, `{first}`): {err.ename}: {err.evalue}"
+        return f"{nb_path} cell {index} (`{first}`): {err.ename}: {err.evalue}"
     return f"{nb_path}: {type(err).__name__}: {err}"
 
 

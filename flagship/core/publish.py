@@ -125,6 +125,6 @@ def save_benchmark(
         "command": command,
         "notes": notes,
         "git_sha": git_sha(),
-        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     return atomic_write_json(outputs_root() / "benchmarks" / f"{name}.json", doc)

@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Write the site's generated parts from run artifacts, before rendering (`make pages`).
+
+- outputs/site/_home.md: the home page's project table (status, headline metric, last run), from each run.json.
+- outputs/site/_benchmarks.md: every outputs/benchmarks/*.json as a table, and each notebook's measured seconds and
+  peak memory from run.json.
+- outputs/<slug>/_metadata.yml: a provenance banner on every page of a project (which run its numbers come from).
+- api/index.qmd: the API reference's landing page (smalldocs api build writes the module pages).
+
+Nothing here is typed by hand: a page without a run says so instead of showing a number.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("FLAGSHIP_ROOT", str(ROOT))
+
+from flagship.core.config import PROJECTS, is_built, outputs_root  # noqa: E402
+from flagship.core.publish import atomic_write_text, read_manifest  # noqa: E402
+
+
+def md_table(columns: list[str], rows: list[list]) -> str:
+    """A pipe table; cells are escaped so a `|` in a value cannot break it."""
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            v = f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def run_label(run: dict) -> str:
+    """Name a run: profile, commit and finish time."""
+    return f"profile `{run.get('profile')}`, commit `{str(run.get('git_sha', 'unknown'))[:12]}`, finished {run.get('finished_at', '?')}"
+
+
+def home_table(outputs: Path) -> str:
+    """The project table of the home page."""
+    try:  # the model-card module knows each project's headline metric
+        from flagship.core.cards import home_table as cards_home_table
+
+        return cards_home_table(outputs)
+    except ImportError:
+        pass
+    rows = []
+    for slug in PROJECTS:
+        run = read_manifest(slug, outputs / slug) or {}
+        link = f"[{slug}](/outputs/{slug}/00_overview.ipynb)"
+        rows.append([link, "built" if is_built(slug) else "not built", run.get("finished_at", "never"), run.get("profile", "")])
+    return md_table(["project", "status", "last run", "profile"], rows)
+
+
+def benchmarks(outputs: Path) -> str:
+    """Every benchmark result, then the measured cost of each project's notebooks."""
+    parts = []
+    for path in sorted((outputs / "benchmarks").glob("*.json")):
+        doc = json.loads(path.read_text())
+        parts.append(f"## {doc['title']}\n\n" + md_table(doc["columns"], doc["rows"]))
+        parts.append(f"\nMeasured by `{doc['command']}` at commit `{str(doc.get('git_sha'))[:12]}`, {doc.get('generated_at')}.")
+        if doc.get("notes"):
+            parts.append(f" {doc['notes']}")
+        parts.append("\n\n")
+    if not parts:
+        parts.append("No benchmark has been run for this build: `make bench` runs them and this page shows their results.\n\n")
+    rows = []
+    for slug in PROJECTS:
+        run = read_manifest(slug, outputs / slug)
+        for nb in (run or {}).get("notebooks", []):
+            rows.append([slug, nb["notebook"], run["profile"], nb.get("seconds", 0.0), nb.get("peak_memory_mb", 0.0), nb.get("status")])
+    parts.append("## Notebook run times\n\nEach notebook's wall-clock seconds and its kernel's peak resident memory, as the runner measured ")
+    parts.append("them in the last good run of each project (`run.json`); a notebook marked cached kept the figures of the run that executed it.\n\n")
+    parts.append(md_table(["project", "notebook", "profile", "seconds", "peak MB", "this run"], rows) if rows else "No project has run yet.\n")
+    return "".join(parts)
+
+
+PROVENANCE_OPEN, PROVENANCE_CLOSE = "<!-- flagship:provenance -->", "<!-- /flagship:provenance -->"
+PROVENANCE_STYLE = "border-left:4px solid #2780e3;padding:.4rem .8rem;margin:0 0 1rem;font-size:.9rem;background:rgba(39,128,227,.08)"
+
+
+def provenance(outputs: Path) -> None:
+    """Give every project page a banner naming the run its numbers come from."""
+    for slug in PROJECTS:
+        folder = outputs / slug
+        if not folder.is_dir():
+            continue
+        run = read_manifest(slug, folder)
+        if run is None:
+            note = "This project has no completed run yet."
+        else:
+            note = f"Numbers on this page come from the run of {html.escape(run_label(run)).replace('`', '')} (<a href='run.json'>run.json</a>)."
+        text = f"{PROVENANCE_OPEN}<p class='flagship-provenance' style='{PROVENANCE_STYLE}'>{note}</p>{PROVENANCE_CLOSE}"
+        atomic_write_text(folder / "_metadata.yml", yaml.safe_dump({"include-before-body": [{"text": text}]}, sort_keys=False))
+
+
+def api_index(root: Path) -> None:
+    """The API reference's landing page: one line per module, from the module pages smalldocs wrote."""
+    api = root / "api"
+    rows = []
+    for page in sorted(api.glob("*.qmd")):
+        if page.name == "index.qmd":
+            continue
+        front = yaml.safe_load(page.read_text().split("---")[1])
+        rows.append([f"[`{front['title']}`]({page.name})", front.get("description", "")])
+    body = "---\ntitle: API reference\ndescription: Every public function of the flagship package, generated from its docstrings.\n---\n\n"
+    body += "Generated from the code by `smalldocs api build`; the notebooks in `nbs/` are the source.\n\n"
+    atomic_write_text(api / "index.qmd", body + md_table(["module", "what it does"], rows))
+
+
+def main() -> int:
+    outputs = outputs_root()
+    site = outputs / "site"
+    atomic_write_text(site / "_home.md", home_table(outputs))
+    atomic_write_text(site / "_benchmarks.md", benchmarks(outputs))
+    provenance(outputs)
+    if (ROOT / "api").is_dir():
+        api_index(ROOT)
+    print(f"site pages: {site}/_home.md, _benchmarks.md, provenance banners, api/index.qmd", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
