@@ -16,6 +16,8 @@ def spark(tmp_path_factory):
     from flagship.core.spark import get_spark
 
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
-    session = get_spark("flagship-tests", master="local[2]", conf={"spark.sql.warehouse.dir": str(warehouse), "spark.sql.shuffle.partitions": "4"})
+    session = get_spark(
+        "flagship-tests", master="local[2]", conf={"spark.sql.warehouse.dir": str(warehouse), "spark.sql.shuffle.partitions": "4"}
+    )
     yield session
     session.stop()

@@ -15,8 +15,10 @@ from flagship.core.config import PROJECTS, load_params, project_slug, repo_root
 from flagship.core.data import SchemaError, read_csv
 from flagship.core.logs import configure_logging, trace
 
-SCHEMA = {"header": True, "columns": [{"name": "id", "dtype": "int"}, {"name": "amount", "dtype": "float", "min": 0},
-                                      {"name": "day", "dtype": "date"}]}
+SCHEMA = {
+    "header": True,
+    "columns": [{"name": "id", "dtype": "int"}, {"name": "amount", "dtype": "float", "min": 0}, {"name": "day", "dtype": "date"}],
+}
 
 
 def test_csv_missing_a_required_column_names_file_and_column(tmp_path: Path):
@@ -75,4 +77,9 @@ def test_json_log_lines_carry_trace_and_project(capsys):
     with trace("req-1", project="10-recommender-system"):
         logging.getLogger("flagship.test").warning("slow", extra={"ms": 12.5})
     line = json.loads(buf.getvalue().strip().splitlines()[-1])
-    assert line["trace_id"] == "req-1" and line["project"] == "10-recommender-system" and line["level"] == "WARNING" and line["ms"] == 12.5
+    assert (
+        line["trace_id"] == "req-1"
+        and line["project"] == "10-recommender-system"
+        and line["level"] == "WARNING"
+        and line["ms"] == 12.5
+    )

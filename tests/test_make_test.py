@@ -14,14 +14,18 @@ pytestmark = pytest.mark.slow
 
 
 def write(folder: Path, name: str, code: str) -> None:
-    nb = new_notebook(cells=[new_code_cell(code)], metadata={"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}})
+    nb = new_notebook(
+        cells=[new_code_cell(code)], metadata={"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}}
+    )
     nb.cells[0]["id"] = "c0"
     nbformat.write(nb, folder / name)
 
 
 def make_notebooks(folder: Path) -> subprocess.CompletedProcess:
     """Run the Makefile's notebook step (the one `make test` runs) on `folder`."""
-    return subprocess.run(["make", "-s", "test-notebooks", f"NBS={folder}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["make", "-s", "test-notebooks", f"NBS={folder}"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_failing_assert_in_a_notebook_fails_make_test(tmp_path: Path):

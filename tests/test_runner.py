@@ -68,8 +68,13 @@ def repo(tmp_path: Path) -> Path:
 def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the runner on `repo` and return the finished process."""
     env = {**os.environ, "FLAGSHIP_OUTPUTS": str(repo / "outputs"), "FLAGSHIP_ROOT": str(repo)}
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "run_notebooks.py"), "--root", str(repo), *args],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "run_notebooks.py"), "--root", str(repo), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -99,14 +104,20 @@ def test_second_run_executes_nothing_and_changes_rerun_only_their_project(repo: 
 
     (repo / "nbs" / A / "params.yaml").write_text("ci:\n  scale: 2\nfull:\n  scale: 10\n")
     third = run(repo)
-    assert statuses(third) == {("01", "01_data.ipynb"): "executed", ("01", "02_train.ipynb"): "executed",
-                               ("02", "01_data.ipynb"): "cached", ("02", "02_train.ipynb"): "cached"}
+    assert statuses(third) == {
+        ("01", "01_data.ipynb"): "executed",
+        ("01", "02_train.ipynb"): "executed",
+        ("02", "01_data.ipynb"): "cached",
+        ("02", "02_train.ipynb"): "cached",
+    }
     assert (repo / "outputs" / A / "value.txt").read_text() == "6"
 
     (repo / "sample_data" / B / "input.txt").write_text("7")
     fourth = run(repo)
-    assert {k: v for k, v in statuses(fourth).items() if v == "executed"} == {("02", "01_data.ipynb"): "executed",
-                                                                             ("02", "02_train.ipynb"): "executed"}
+    assert {k: v for k, v in statuses(fourth).items() if v == "executed"} == {
+        ("02", "01_data.ipynb"): "executed",
+        ("02", "02_train.ipynb"): "executed",
+    }
     assert (repo / "outputs" / B / "value.txt").read_text() == "7"
 
 
@@ -115,7 +126,7 @@ def test_profile_parameters_are_injected(repo: Path):
     assert (repo / "outputs" / A / "value.txt").read_text() == "30"
     executed = nbformat.read(repo / "outputs" / A / "01_data.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "scale = 10" in injected[0].source and "profile = \"full\"" in injected[0].source
+    assert injected and "scale = 10" in injected[0].source and 'profile = "full"' in injected[0].source
 
 
 def test_failing_notebook_stops_its_project_only_and_keeps_last_good_outputs(repo: Path):
@@ -142,11 +153,18 @@ def test_killed_run_leaves_last_good_outputs(repo: Path):
     slow = "import time\nPath(out_dir, 'value.txt').write_text('half-written')\ntime.sleep(60)"
     nbformat.write(notebook(WRITE, slow, params=PARAMS), repo / "nbs" / A / "01_data.ipynb")
     env = {**os.environ, "FLAGSHIP_OUTPUTS": str(repo / "outputs"), "FLAGSHIP_ROOT": str(repo)}
-    proc = subprocess.Popen([sys.executable, str(REPO / "tools" / "run_notebooks.py"), "--root", str(repo), "01"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tools" / "run_notebooks.py"), "--root", str(repo), "01"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 60
-    while time.time() < deadline and not any((d / "value.txt").exists() and (d / "value.txt").read_text() == "half-written"
-                                             for d in (repo / "outputs" / ".runs").glob(f"{A}-*")):
+    while time.time() < deadline and not any(
+        (d / "value.txt").exists() and (d / "value.txt").read_text() == "half-written"
+        for d in (repo / "outputs" / ".runs").glob(f"{A}-*")
+    ):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)

@@ -43,11 +43,26 @@ def executed_page() -> nbformat.NotebookNode:
     fig.savefig(buf, format="png")
     plt.close(fig)
     table = pd.DataFrame({"model": ["rf", "lightgbm"], "roc_auc": [0.9, 0.93]})
-    fig_cell = new_code_cell("plot()", execution_count=1, outputs=[new_output("display_data", data={"image/png": base64.b64encode(buf.getvalue()).decode()})])
-    tab_cell = new_code_cell("table", execution_count=2, outputs=[new_output("execute_result", execution_count=2,
-                                                                             data={"text/html": table.to_html(), "text/plain": str(table)})])
-    nb = new_notebook(cells=[new_markdown_cell("# Data\n\n> The data page.\n\nThe score is $\\mathrm{AUC} = \\int_0^1 \\mathrm{TPR}\\, d\\,\\mathrm{FPR}$."),
-                             fig_cell, tab_cell], metadata={"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}})
+    fig_cell = new_code_cell(
+        "plot()",
+        execution_count=1,
+        outputs=[new_output("display_data", data={"image/png": base64.b64encode(buf.getvalue()).decode()})],
+    )
+    tab_cell = new_code_cell(
+        "table",
+        execution_count=2,
+        outputs=[new_output("execute_result", execution_count=2, data={"text/html": table.to_html(), "text/plain": str(table)})],
+    )
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell(
+                "# Data\n\n> The data page.\n\nThe score is $\\mathrm{AUC} = \\int_0^1 \\mathrm{TPR}\\, d\\,\\mathrm{FPR}$."
+            ),
+            fig_cell,
+            tab_cell,
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}},
+    )
     for i, c in enumerate(nb.cells):
         c["id"] = f"c{i}"
     return nb
@@ -80,7 +95,9 @@ def site(tmp_path_factory) -> Path:
 
 def test_smalldocs_check_is_clean(site: Path):
     env = {**os.environ, "FLAGSHIP_ROOT": str(site), "FLAGSHIP_OUTPUTS": str(site / "outputs")}
-    proc = subprocess.run([str(Path(sys.executable).parent / "smalldocs"), "check", str(site)], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "smalldocs"), "check", str(site)], env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -120,8 +137,15 @@ def test_browser_shows_figure_table_and_maths(server: str, site: Path, tmp_path:
     assert chromium, "Debian's chromium is missing: `make install` installs it (make system-deps)"
     from playwright.sync_api import sync_playwright
 
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=args)
         page = browser.new_page(viewport={"width": 1200, "height": 1400})

@@ -227,19 +227,37 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
         start = time.perf_counter()
         try:
             with peak_memory() as mem:
-                papermill.execute_notebook(str(staged_input), str(executed), parameters=None, cwd=str(nb_path.parent),
-                                           kernel_name="python3", progress_bar=False, log_output=False)
+                papermill.execute_notebook(
+                    str(staged_input),
+                    str(executed),
+                    parameters=None,
+                    cwd=str(nb_path.parent),
+                    kernel_name="python3",
+                    progress_bar=False,
+                    log_output=False,
+                )
         except Exception as err:  # noqa: BLE001 - any failure stops this project only
-            results.append(Result(slug, nb_path.name, "failed", round(time.perf_counter() - start, 2), round(mem["peak_mb"], 1),
-                                  key, describe_failure(err, nb_path.relative_to(root), executed)))
-            results += [Result(slug, p[0].name, "not run") for p in plans[i + 1:]]
+            results.append(
+                Result(
+                    slug,
+                    nb_path.name,
+                    "failed",
+                    round(time.perf_counter() - start, 2),
+                    round(mem["peak_mb"], 1),
+                    key,
+                    describe_failure(err, nb_path.relative_to(root), executed),
+                )
+            )
+            results += [Result(slug, p[0].name, "not run") for p in plans[i + 1 :]]
             bar.update(len(plans) - i)
             shutil.rmtree(run_dir, ignore_errors=True)
             return results
         finally:
             staged_input.unlink(missing_ok=True)
         seconds = round(time.perf_counter() - start, 2)
-        cache.cache_notebook_bundle(CacheBundleIn(nb=with_outputs(masked, executed), uri=str(nb_path.relative_to(root))), overwrite=True)
+        cache.cache_notebook_bundle(
+            CacheBundleIn(nb=with_outputs(masked, executed), uri=str(nb_path.relative_to(root))), overwrite=True
+        )
         results.append(Result(slug, nb_path.name, "executed", seconds, round(mem["peak_mb"], 1), key))
         bar.update(1)
 
@@ -248,7 +266,9 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
     prev = {n["notebook"]: n for n in previous.get("notebooks", [])}
     for meta in notebooks_meta:
         if meta["status"] == "cached" and meta["notebook"] in prev:
-            meta.update(seconds=prev[meta["notebook"]].get("seconds", 0), peak_memory_mb=prev[meta["notebook"]].get("peak_memory_mb", 0))
+            meta.update(
+                seconds=prev[meta["notebook"]].get("seconds", 0), peak_memory_mb=prev[meta["notebook"]].get("peak_memory_mb", 0)
+            )
     write_manifest(run_dir, slug, profile, params, notebooks_meta)
     swap_in(out_dir_final, run_dir)
     return results
@@ -269,8 +289,11 @@ def print_summary(results: list[Result], seconds: float, stream=sys.stdout) -> N
     for r in results:
         print(f"{r.project[:28]:<28} {r.notebook[:26]:<26} {r.status:<9} {r.seconds:>8.1f} {r.peak_memory_mb:>8.0f}", file=stream)
     counts = {s: sum(r.status == s for r in results) for s in ("executed", "cached", "failed", "not run")}
-    print(f"\n{counts['executed']} executed, {counts['cached']} cached, {counts['failed']} failed, {counts['not run']} not run "
-          f"in {seconds:.1f} s", file=stream)
+    print(
+        f"\n{counts['executed']} executed, {counts['cached']} cached, {counts['failed']} failed, {counts['not run']} not run "
+        f"in {seconds:.1f} s",
+        file=stream,
+    )
     for r in results:
         if r.status == "failed":
             print(f"FAILED {r.error}", file=stream)

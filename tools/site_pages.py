@@ -77,15 +77,27 @@ def benchmarks(outputs: Path) -> str:
     for slug in PROJECTS:
         run = read_manifest(slug, outputs / slug)
         for nb in (run or {}).get("notebooks", []):
-            rows.append([slug, nb["notebook"], run["profile"], nb.get("seconds", 0.0), nb.get("peak_memory_mb", 0.0), nb.get("status")])
-    parts.append("## Notebook run times\n\nEach notebook's wall-clock seconds and its kernel's peak resident memory, as the runner measured ")
-    parts.append("them in the last good run of each project (`run.json`); a notebook marked cached kept the figures of the run that executed it.\n\n")
-    parts.append(md_table(["project", "notebook", "profile", "seconds", "peak MB", "this run"], rows) if rows else "No project has run yet.\n")
+            rows.append(
+                [slug, nb["notebook"], run["profile"], nb.get("seconds", 0.0), nb.get("peak_memory_mb", 0.0), nb.get("status")]
+            )
+    parts.append(
+        "## Notebook run times\n\nEach notebook's wall-clock seconds and its kernel's peak resident memory, as the runner measured "
+    )
+    parts.append(
+        "them in the last good run of each project (`run.json`); a notebook marked cached kept the figures of the run that executed it.\n\n"
+    )
+    parts.append(
+        md_table(["project", "notebook", "profile", "seconds", "peak MB", "this run"], rows)
+        if rows
+        else "No project has run yet.\n"
+    )
     return "".join(parts)
 
 
 PROVENANCE_OPEN, PROVENANCE_CLOSE = "<!-- flagship:provenance -->", "<!-- /flagship:provenance -->"
-PROVENANCE_STYLE = "border-left:4px solid #2780e3;padding:.4rem .8rem;margin:0 0 1rem;font-size:.9rem;background:rgba(39,128,227,.08)"
+PROVENANCE_STYLE = (
+    "border-left:4px solid #2780e3;padding:.4rem .8rem;margin:0 0 1rem;font-size:.9rem;background:rgba(39,128,227,.08)"
+)
 
 
 def provenance(outputs: Path) -> None:
