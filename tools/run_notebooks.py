@@ -283,11 +283,27 @@ def with_outputs(masked: nbformat.NotebookNode, executed: Path) -> nbformat.Note
     return nb
 
 
+def write_cards(outputs: Path, slug: str) -> list[Result]:
+    """(Re)write a built project's model card and cost estimate from its last good run; cheap, so always done."""
+    from flagship.core.cards import write_cards as cards
+    from flagship.core.config import is_built
+
+    if not is_built(slug):
+        return []
+    start = time.perf_counter()
+    try:
+        cards(outputs / slug, slug)
+    except Exception as err:  # noqa: BLE001 - reported in the summary, the run goes on
+        return [Result(slug, "model_card.md", "failed", error=f"{slug}: model card / cost estimate: {type(err).__name__}: {err}")]
+    return [Result(slug, "model_card.md", "written", round(time.perf_counter() - start, 2))]
+
+
 def print_summary(results: list[Result], seconds: float, stream=sys.stdout) -> None:
     """Print one line per notebook and the totals."""
     print(f"\n{'project':<28} {'notebook':<26} {'status':<9} {'seconds':>8} {'peak MB':>8}", file=stream)
     for r in results:
         print(f"{r.project[:28]:<28} {r.notebook[:26]:<26} {r.status:<9} {r.seconds:>8.1f} {r.peak_memory_mb:>8.0f}", file=stream)
+    results = [r for r in results if r.notebook.endswith(".ipynb") or r.status == "failed"]  # cards only when they fail
     counts = {s: sum(r.status == s for r in results) for s in ("executed", "cached", "failed", "not run")}
     print(
         f"\n{counts['executed']} executed, {counts['cached']} cached, {counts['failed']} failed, {counts['not run']} not run "
@@ -328,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         total = sum(len(project_notebooks(root, s)) for s in slugs)
         with tqdm(total=total, unit="nb", desc="notebooks", file=sys.stderr, dynamic_ncols=True) as bar:
             for slug in slugs:
-                results += run_project(root, slug, args.profile, cache, bar, force=args.force)
+                project_results = run_project(root, slug, args.profile, cache, bar, force=args.force)
+                if all(r.status in ("executed", "cached") for r in project_results):
+                    project_results += write_cards(outputs, slug)
+                results += project_results
     print_summary(results, time.perf_counter() - start)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
