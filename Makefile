@@ -12,6 +12,7 @@ P           ?=
 NBS         ?= nbs
 HOST        ?= 127.0.0.1
 PORT        ?= 8080
+PUBLISH     ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export OMP_NUM_THREADS ?= 1
@@ -66,8 +67,8 @@ pages: $(STAMP) ## generated site fragments (home table, benchmarks, API referen
 	@$(PY) tools/site_pages.py
 	@$(BIN)/smalldocs api build --dir . >/dev/null
 
-render: pages ## render _quarto.yml into _site/ (Quarto when installed, else smalldocs)
-	@if command -v quarto >/dev/null; then quarto render; else $(BIN)/smalldocs render . ; fi
+render: pages ## render _quarto.yml into _site/ (Quarto when installed, else smalldocs); PUBLISH=1 leaves drafts out
+	@$(PY) tools/site_render.py $(if $(PUBLISH),--publish,)
 	@echo "site: $(abspath _site/index.html)"
 
 site: install export run articles render ## install, export, run every project, write articles, render the site

@@ -72,12 +72,12 @@ def executed_page() -> nbformat.NotebookNode:
 def site(tmp_path_factory) -> Path:
     """Render the site from a copy of the sources and a fixture run; return the project folder."""
     root = tmp_path_factory.mktemp("site")
-    for name in ("_quarto.yml", "index.qmd", "settings.ini"):
+    for name in ("_quarto.yml", "_quarto-preview.yml", "index.qmd", "settings.ini"):
         shutil.copy(REPO / name, root / name)
     for folder in ("posts", "docs"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("*.md"))
     (root / "tools" / "node").mkdir(parents=True)
-    for script in ("site_pages.py", "site_postrender.py"):
+    for script in ("site_pages.py", "site_postrender.py", "site_render.py"):
         shutil.copy(REPO / "tools" / script, root / "tools" / script)
     (root / "tools" / "node" / "node_modules").symlink_to(REPO / "tools" / "node" / "node_modules")
     for slug in PROJECTS:
@@ -88,7 +88,7 @@ def site(tmp_path_factory) -> Path:
     smalldocs = str(Path(sys.executable).parent / "smalldocs")
     subprocess.run([smalldocs, "api", "build", "--dir", str(root)], env=env, check=True, capture_output=True)
     subprocess.run([sys.executable, str(root / "tools" / "site_pages.py")], env=env, check=True, capture_output=True)
-    proc = subprocess.run([smalldocs, "render", str(root)], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(root / "tools" / "site_render.py"), "--strict"], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return root
 

@@ -12,7 +12,6 @@ Nothing here is typed by hand: a page without a run says so instead of showing a
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import sys
@@ -23,42 +22,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("FLAGSHIP_ROOT", str(ROOT))
 
-from flagship.core.config import PROJECTS, is_built, outputs_root  # noqa: E402
+from flagship.core.cards import home_table, md_table, provenance_note  # noqa: E402
+from flagship.core.config import PROJECTS, outputs_root  # noqa: E402
 from flagship.core.publish import atomic_write_text, read_manifest  # noqa: E402
-
-
-def md_table(columns: list[str], rows: list[list]) -> str:
-    """A pipe table; cells are escaped so a `|` in a value cannot break it."""
-
-    def cell(v) -> str:
-        if isinstance(v, float):
-            v = f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def run_label(run: dict) -> str:
-    """Name a run: profile, commit and finish time."""
-    return f"profile `{run.get('profile')}`, commit `{str(run.get('git_sha', 'unknown'))[:12]}`, finished {run.get('finished_at', '?')}"
-
-
-def home_table(outputs: Path) -> str:
-    """The project table of the home page."""
-    try:  # the model-card module knows each project's headline metric
-        from flagship.core.cards import home_table as cards_home_table
-
-        return cards_home_table(outputs)
-    except ImportError:
-        pass
-    rows = []
-    for slug in PROJECTS:
-        run = read_manifest(slug, outputs / slug) or {}
-        link = f"[{slug}](/outputs/{slug}/00_overview.ipynb)"
-        rows.append([link, "built" if is_built(slug) else "not built", run.get("finished_at", "never"), run.get("profile", "")])
-    return md_table(["project", "status", "last run", "profile"], rows)
 
 
 def benchmarks(outputs: Path) -> str:
@@ -101,16 +67,15 @@ PROVENANCE_STYLE = (
 
 
 def provenance(outputs: Path) -> None:
-    """Give every project page a banner naming the run its numbers come from."""
+    """Give every project page a note naming the run its numbers come from (the wording is flagship.core.cards')."""
+    from markdown_it import MarkdownIt
+
     for slug in PROJECTS:
         folder = outputs / slug
         if not folder.is_dir():
             continue
         run = read_manifest(slug, folder)
-        if run is None:
-            note = "This project has no completed run yet."
-        else:
-            note = f"Numbers on this page come from the run of {html.escape(run_label(run)).replace('`', '')} (<a href='run.json'>run.json</a>)."
+        note = MarkdownIt().renderInline(provenance_note(run)) if run else "This project has no completed run yet."
         text = f"{PROVENANCE_OPEN}<p class='flagship-provenance' style='{PROVENANCE_STYLE}'>{note}</p>{PROVENANCE_CLOSE}"
         atomic_write_text(folder / "_metadata.yml", yaml.safe_dump({"include-before-body": [{"text": text}]}, sort_keys=False))
 
