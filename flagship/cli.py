@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import urllib.error
+import urllib.request
 
 from .core.config import PROJECTS, is_built
 from .core.logs import configure_logging
 from .core.publish import read_manifest
 
+DEFAULT_HOST = "127.0.0.1"  # serve on loopback unless told otherwise (the container sets FLAGSHIP_HOST=0.0.0.0)
+DEFAULT_PORT = 8080
+
 # %% auto #0
-__all__ = ['serve', 'status', 'main']
+__all__ = ['DEFAULT_HOST', 'DEFAULT_PORT', 'serve', 'status', 'health', 'drift', 'main']
 
 # %% ../nbs/core/07_cli.ipynb #c004
-def serve(host: str = "127.0.0.1", port: int = 8080, log_level: str = "INFO") -> None:  # port: TCP port on host
+def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "INFO") -> None:  # port: TCP port on host
     """Serve every built project's API with uvicorn."""
     import uvicorn
 
@@ -40,20 +46,76 @@ def status() -> dict:
         }
     return out
 
-# %% ../nbs/core/07_cli.ipynb #c006
-def main(argv: list[str] | None = None) -> int:
-    """Run the `flagship` command line."""
+# %% ../nbs/core/07_cli.ipynb #c007
+def health(url: str | None = None, timeout: float = 3.0) -> int:  # url: default http://127.0.0.1:$FLAGSHIP_PORT/health
+    """Return 0 when the API at `url` answers /health with 200, else 1."""
+    url = url or f"http://127.0.0.1:{os.environ.get('FLAGSHIP_PORT', DEFAULT_PORT)}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            body = json.loads(r.read() or b"{}")
+            print(json.dumps({"url": url, "http": r.status, "status": body.get("status")}))
+            return 0 if r.status == 200 else 1
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        print(json.dumps({"url": url, "error": str(e)}), file=sys.stderr)
+        return 1
+
+# %% ../nbs/core/07_cli.ipynb #c010
+def drift(
+    project: str, current: str | None = None, reference: str | None = None, columns: list[str] | None = None
+) -> dict:  # current: CSV/Parquet
+    """Write a drift report for `project` and return its summary without the per-column details."""
+    from flagship.core.monitoring import drift_dir, run_drift
+
+    summary = run_drift(project, current, reference=reference, columns=columns)
+    keep = ("project", "share", "count", "n_columns", "drifted", "created_at")
+    return {k: summary[k] for k in keep} | {"report": str(drift_dir(summary["project"]) / summary["report"])}
+
+# %% ../nbs/core/07_cli.ipynb #c011
+def _parser() -> argparse.ArgumentParser:
+    """Return the `flagship` argument parser."""
     parser = argparse.ArgumentParser(prog="flagship", description="flagship: notebook-first data-science portfolio")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="serve every built project's API")
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind")
-    p.add_argument("--port", type=int, default=8080, help="TCP port")
+    p.add_argument("--host", default=os.environ.get("FLAGSHIP_HOST", DEFAULT_HOST), help="interface to bind (env FLAGSHIP_HOST)")
+    p.add_argument(
+        "--port", type=int, default=int(os.environ.get("FLAGSHIP_PORT", DEFAULT_PORT)), help="TCP port (env FLAGSHIP_PORT)"
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     sub.add_parser("status", help="print each project's build state and last run as JSON")
-    args = parser.parse_args(argv)
+    h = sub.add_parser("health", help="exit 0 when a running API answers /health (the container HEALTHCHECK)")
+    h.add_argument("--url", default=None, help="default http://127.0.0.1:$FLAGSHIP_PORT/health")
+    h.add_argument("--timeout", type=float, default=3.0, help="seconds")
+    d = sub.add_parser("drift", help="compare new data with a project's reference; write the Evidently report")
+    d.add_argument("project", help="number, slug or module name, e.g. 01")
+    d.add_argument(
+        "--current", default=None, help="CSV or Parquet with the new data; default outputs/<slug>/drift/current.parquet"
+    )
+    d.add_argument("--reference", default=None, help="CSV or Parquet; default outputs/<slug>/drift/reference.parquet")
+    d.add_argument("--columns", default=None, help="comma-separated columns to compare; default every shared column")
+    d.add_argument("--fail-above", type=float, default=None, help="exit 3 when the drifted share is above this (0-1)")
+    return parser
+
+# %% ../nbs/core/07_cli.ipynb #c012
+def main(argv: list[str] | None = None) -> int:
+    """Run the `flagship` command line."""
+    args = _parser().parse_args(argv)
     if args.command == "serve":
         serve(args.host, args.port, args.log_level)
     elif args.command == "status":
         json.dump(status(), sys.stdout, indent=2)
         print()
+    elif args.command == "health":
+        return health(args.url, args.timeout)
+    elif args.command == "drift":
+        configure_logging("WARNING")
+        columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+        try:
+            result = drift(args.project, args.current, args.reference, columns)
+        except (FileNotFoundError, KeyError, ValueError) as e:
+            print(f"flagship drift: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(result, indent=2))
+        if args.fail_above is not None and result["share"] > args.fail_above:
+            print(f"drift share {result['share']:.2f} is above --fail-above {args.fail_above}", file=sys.stderr)
+            return 3
     return 0
