@@ -107,8 +107,8 @@ serve: $(STAMP) ## the API with every built project (uvicorn on $(HOST):$(PORT))
 bench: $(STAMP) ## benchmarks; results go to outputs/benchmarks/ and the Benchmarks page
 	@for b in tools/bench_*.py; do [ -f "$$b" ] || continue; echo "==> $$b"; $(PY) "$$b"; done
 
-drift: $(STAMP) ## drift report for a project against new data: make drift P=01 CURRENT=path/to/new.csv
-	@$(BIN)/flagship drift $(P) $(if $(CURRENT),--current $(CURRENT),)
+drift: $(STAMP) ## drift report against new data: make drift P=01 [CURRENT=new.csv] [DRIFT_MAX=0.3 fails above it]
+	@$(BIN)/flagship drift $(P) $(if $(CURRENT),--current $(CURRENT),) $(if $(DRIFT_MAX),--fail-above $(DRIFT_MAX),)
 
 clean: ## remove the site, caches and run outputs (keeps .venv)
 	rm -rf _site _proc .quarto api _symbols.json .pytest_cache .ruff_cache
