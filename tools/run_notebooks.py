@@ -85,11 +85,13 @@ def sha256_tree(paths: list[Path]) -> str:
 
 
 def upstream_key(root: Path, slug: str) -> str:
-    """Hash what every notebook of a project depends on besides its own code: data, lock, core library."""
+    """Hash what every notebook of a project depends on besides its own code: data, lock, core library, and the
+    JSON files beside the notebooks (recorded baselines the evaluation asserts against)."""
     data = [p for p in (root / "sample_data" / slug).rglob("*") if p.is_file()]
     core = list((root / "flagship" / "core").glob("*.py"))
     lock = [root / "constraints.txt"] if (root / "constraints.txt").exists() else []
-    return sha256_text(slug, sha256_tree(data), sha256_tree(core), sha256_tree(lock))
+    beside = list((root / "nbs" / slug).glob("*.json"))
+    return sha256_text(slug, sha256_tree(data), sha256_tree(core), sha256_tree(lock), sha256_tree(beside))
 
 
 def project_notebooks(root: Path, slug: str) -> list[Path]:
@@ -185,6 +187,13 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
     prev_keys = {n["notebook"]: n.get("cache_key") for n in previous.get("notebooks", [])}
     params = load_params(root, slug, profile)
     notebooks = project_notebooks(root, slug)
+    declared = set().union(*(papermill.inspect_notebook(str(nb)) for nb in notebooks)) if notebooks else set()
+    for name in sorted(set(params) - declared):
+        # papermill also misses a parameter whose line has a comment containing "=": it would silently keep its default
+        print(
+            f"warning: nbs/{slug}/params.yaml sets '{name}' ({profile}) but no notebook's parameters cell declares it",
+            file=sys.stderr,
+        )
 
     # Every notebook's key folds in the key before it, so a change re-runs that notebook and every later one.
     # The cache sees out_dir masked: it names a new folder each run, and the same code must give the same key.

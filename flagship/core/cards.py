@@ -95,6 +95,8 @@ def fmt_number(value, digits: int = 4) -> str:  # digits: decimals for floats be
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return "n/a"
+        if value != 0 and abs(value) < 10**-digits:
+            return f"{value:.1e}"  # e.g. an ONNX vs scikit-learn gap of 3.0e-07 must not read 0.0000
         return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
     return str(value)
 
