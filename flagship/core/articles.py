@@ -62,7 +62,7 @@ def is_edited(text: str) -> bool:  # a page's whole text
 # %% ../../nbs/core/10_articles.ipynb #c007
 KIND_TEXT = {
     "classification": "A classifier is only as useful as its mistakes are affordable, so the results give every metric "
-    "of every split next to a baseline that knows nothing about the rows, and the fairness table shows whether the model "
+    "of every split next to a simpler baseline model, and the fairness table shows whether the model "
     "works as well for each group the data records.",
     "regression": "A regression model's errors are in the target's own units, so they can be read as money or counts; "
     "the baseline predicts the training mean for every row.",
