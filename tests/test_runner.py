@@ -54,6 +54,8 @@ READ = "from pathlib import Path\nassert Path(out_dir, 'value.txt').exists()\nPa
 def repo(tmp_path: Path) -> Path:
     """A repository with two projects of two notebooks each and their input data."""
     shutil.copy(REPO / "settings.ini", tmp_path / "settings.ini")
+    (tmp_path / "docs").mkdir()
+    shutil.copy(REPO / "docs" / "price_table.yaml", tmp_path / "docs" / "price_table.yaml")  # cost estimates need it
     for slug, value in ((A, 3), (B, 5)):
         nbs, data = tmp_path / "nbs" / slug, tmp_path / "sample_data" / slug
         nbs.mkdir(parents=True)
@@ -101,6 +103,18 @@ def test_second_run_executes_nothing_and_changes_rerun_only_their_project(repo: 
 
     second = run(repo)
     assert "0 executed, 4 cached" in second.stdout
+
+    # prose is not code: a markdown edit re-executes nothing, but the published notebook shows the new text
+    nb = nbformat.read(repo / "nbs" / A / "01_data.ipynb", as_version=4)
+    nb.cells[0].source = "# test notebook, reworded"
+    nbformat.write(nb, repo / "nbs" / A / "01_data.ipynb")
+    reworded = run(repo)
+    assert "0 executed, 4 cached" in reworded.stdout
+    published = nbformat.read(repo / "outputs" / A / "01_data.ipynb", as_version=4)
+    assert published.cells[0].source == "# test notebook, reworded"
+    assert [o["text"] for c in published.cells if c.cell_type == "code" for o in c.outputs if "text" in o] == ["3\n"]
+    injected = next(c for c in published.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert json.dumps(str(repo / "outputs" / A)) in injected.source
 
     (repo / "nbs" / A / "params.yaml").write_text("ci:\n  scale: 2\nfull:\n  scale: 10\n")
     third = run(repo)

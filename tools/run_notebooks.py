@@ -41,6 +41,8 @@ from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 from tqdm.auto import tqdm
 
+from flagship.core.publish import atomic_write_text
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 logging.getLogger("papermill").setLevel(logging.ERROR)  # overview pages have no parameters cell; that is fine
@@ -220,6 +222,8 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
     results = [Result(slug, p[0].name, "cached", cache_key=p[3]) for p in plans[:first_stale]]
     bar.update(first_stale)
     if first_stale == len(plans):
+        for nb_path, _, masked, _ in plans:  # prose may have changed; code and outputs have not
+            refresh_cached(cache, masked, out_dir_final / nb_path.name, out_dir_final)
         return results
 
     runs.mkdir(parents=True, exist_ok=True)
@@ -227,6 +231,8 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
         shutil.copytree(out_dir_final, run_dir, symlinks=True)
     else:
         run_dir.mkdir(parents=True)
+    for nb_path, _, masked, _ in plans[:first_stale]:
+        refresh_cached(cache, masked, run_dir / nb_path.name, out_dir_final)
     for i in range(first_stale, len(plans)):
         nb_path, nb, masked, key = plans[i]
         bar.set_description(f"{slug[:2]} {nb_path.stem}")
@@ -264,6 +270,8 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
         finally:
             staged_input.unlink(missing_ok=True)
         seconds = round(time.perf_counter() - start, 2)
+        shown = show_final_dir(nbformat.read(executed, as_version=4), str(run_dir), out_dir_final)
+        atomic_write_text(executed, nbformat.writes(shown))
         cache.cache_notebook_bundle(
             CacheBundleIn(nb=with_outputs(masked, executed), uri=str(nb_path.relative_to(root))), overwrite=True
         )
@@ -281,6 +289,22 @@ def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: b
     write_manifest(run_dir, slug, profile, params, notebooks_meta)
     swap_in(out_dir_final, run_dir)
     return results
+
+
+def show_final_dir(nb: nbformat.NotebookNode, shown_as: str, out_dir_final: Path) -> nbformat.NotebookNode:
+    """Make the injected-parameters cell show outputs/<slug>, where the run ends up, not the folder it ran in."""
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.source = cell.source.replace(json.dumps(shown_as), json.dumps(str(out_dir_final)))
+    return nb
+
+
+def refresh_cached(cache: Cache, masked: nbformat.NotebookNode, dest: Path, out_dir_final: Path) -> None:
+    """Rewrite a cached notebook from its current source (its markdown may have changed) with the cached outputs."""
+    _, merged = cache.merge_match_into_notebook(masked)
+    text = nbformat.writes(show_final_dir(merged, "<run dir>", out_dir_final))
+    if not dest.exists() or dest.read_text(encoding="utf-8") != text:
+        atomic_write_text(dest, text)
 
 
 def with_outputs(masked: nbformat.NotebookNode, executed: Path) -> nbformat.NotebookNode:
