@@ -33,7 +33,10 @@ def get_spark(
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.appName(app_name).master(master or os.environ.get("SPARK_MASTER", "local[*]"))
+    builder = SparkSession.builder.appName(app_name)
+    master = master or os.environ.get("SPARK_MASTER")
+    if master or "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit its --master must win
+        builder = builder.master(master or "local[*]")
     settings = {**DEFAULT_CONF, "spark.local.dir": os.path.join(tempfile.gettempdir(), "flagship-spark"), **(conf or {})}
     if os.environ.get("FLAGSHIP_SPARK_UI"):
         settings["spark.ui.enabled"] = "true"
