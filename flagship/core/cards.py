@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import PROJECTS, project_dirs, repo_root
+from .config import PROJECTS, is_built, project_dirs, repo_root
 from .publish import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -364,8 +364,8 @@ def home_table(outputs_root: str | Path, link_prefix: str = "outputs") -> str:  
     for slug in PROJECTS:
         out, spec = Path(outputs_root) / slug, load_card_spec(slug)
         link = f"[{spec.get('title') or slug}]({link_prefix}/{slug}/00_overview.ipynb)"
-        if not (out / "run.json").exists():
-            rows.append([f"`{slug[:2]}`", link, "not built", "—", "—", "—", "—"])
+        if not is_built(slug) or not (out / "run.json").exists():  # a stub's overview runs too, but has no results
+            rows.append([f"`{slug[:2]}`", link, "built, not run yet" if is_built(slug) else "not built", "—", "—", "—", "—"])
             continue
         run = read_run(out)
         h = headline_metric(run, spec)
