@@ -76,10 +76,13 @@ site: install export run articles render ## install, export, run every project, 
 # ---------------------------------------------------------------- tests
 test: install lint check-sync pytest test-notebooks ## lint + export/clean check + pytest + every notebook (ci profile)
 
-lint: $(STAMP) ## ruff on code, black and isort through nbqa on notebooks
+lint: $(STAMP) ## ruff and black on code; black-style formatting, isort and ruff on notebooks
 	@$(BIN)/ruff check flagship tools tests
 	@$(BIN)/black --check --quiet tools tests
-	@$(BIN)/nbqa black $(NBS) --check --quiet
+	@# notebooks get black's style from ruff's formatter: black rewrites `#| include: false` to `# | include: false`,
+	@# which Quarto and smalldocs no longer read as a cell option; this also fails on any `# |` left behind
+	@$(BIN)/ruff format --check --quiet $(NBS)
+	@if grep -rlE '"\s*# \| ' $(NBS) --include='*.ipynb'; then echo 'these notebooks write cell options as `# |`: use `#|`'; exit 1; fi
 	@$(BIN)/nbqa isort $(NBS) --check-only --quiet
 	@$(BIN)/nbqa ruff $(NBS) --quiet
 

@@ -88,7 +88,9 @@ def site(tmp_path_factory) -> Path:
     smalldocs = str(Path(sys.executable).parent / "smalldocs")
     subprocess.run([smalldocs, "api", "build", "--dir", str(root)], env=env, check=True, capture_output=True)
     subprocess.run([sys.executable, str(root / "tools" / "site_pages.py")], env=env, check=True, capture_output=True)
-    proc = subprocess.run([sys.executable, str(root / "tools" / "site_render.py"), "--strict"], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(root / "tools" / "site_render.py"), "--strict"], env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return root
 

@@ -90,7 +90,9 @@ def test_pre_commit_config_has_the_ci_linters():
     run = subprocess.run([pc, "validate-config", ".pre-commit-config.yaml"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     hooks = {h["id"]: h for r in yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"] for h in r["hooks"]}
-    assert {"ruff", "nbqa-black", "nbqa-isort", "nbdev-clean", "detect-secrets", "hadolint", "actionlint"} <= set(hooks)
+    assert {"ruff", "ruff-format-notebooks", "nbqa-isort", "nbdev-clean", "detect-secrets", "hadolint", "actionlint"} <= set(
+        hooks
+    )
     assert "--baseline .secrets.baseline" in hooks["detect-secrets"]["entry"]
 
 
