@@ -63,8 +63,12 @@ def test_fix_strips_outputs_and_nbdev_clean_keeps_the_parameters_tag(copy: Path)
     nb.cells[0]["id"] = "c0"
     path = copy / "nbs" / "scratch.ipynb"
     nbformat.write(nb, path)
-    subprocess.run(
-        [str(Path(sys.executable).parent / "nbdev_clean"), "--fname", str(path)], cwd=copy, check=True, capture_output=True
+    nbdev_clean = str(Path(sys.executable).parent / "nbdev_clean")
+    subprocess.run([nbdev_clean, "--fname", str(path)], cwd=copy, check=True, capture_output=True)
+    assert nbformat.read(path, as_version=4).cells[0].metadata == {"tags": ["parameters"]}
+    fixed = subprocess.run(
+        [sys.executable, str(copy / "tools" / "check_sync.py"), "--fix"], cwd=copy, capture_output=True, text=True
     )
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     cleaned = nbformat.read(path, as_version=4).cells[0]
     assert cleaned.metadata == {"tags": ["parameters"]} and cleaned.outputs == [] and cleaned.execution_count is None
