@@ -8,7 +8,7 @@ cfg.read("settings.ini", encoding="utf-8")
 cfg = cfg["DEFAULT"]
 
 # Extras per heavy domain: `pip install -e ".[tabular,serve]"`; `all` is what `make install` uses.
-DOMAINS = ("tabular", "serve", "spark", "recsys")  # heavy domains; `all` is every one of them
+DOMAINS = ("tabular", "serve", "spark", "forecasting", "recsys")  # heavy domains; `all` is every one of them
 extras = {name: cfg.get(f"{name}_requirements", "").split() for name in (*DOMAINS, "dev")}
 extras["all"] = sorted({req for name in DOMAINS for req in extras[name]})
 

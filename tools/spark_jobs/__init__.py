@@ -1,0 +1,1 @@
+"""Thin spark-submit entry points: each file calls one `flagship.<project>` job's argparse `main`."""
