@@ -21,7 +21,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed
 
 .PHONY: help install system-deps export run articles pages render site test lint check-sync pytest test-notebooks \
-        lab mlflow serve bench drift clean
+        lab mlflow serve bench bench-spark drift clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -109,6 +109,9 @@ serve: $(STAMP) ## the API with every built project (uvicorn on $(HOST):$(PORT))
 
 bench: $(STAMP) ## benchmarks; results go to outputs/benchmarks/ and the Benchmarks page
 	@for b in tools/bench_*.py; do [ -f "$$b" ] || continue; echo "==> $$b"; $(PY) "$$b"; done
+
+bench-spark: $(STAMP) ## the Spark feature job vs DuckDB at 1M and 10M rows (slow: minutes)
+	@bash tools/benchmark_spark.sh
 
 drift: $(STAMP) ## drift report against new data: make drift P=01 [CURRENT=new.csv] [DRIFT_MAX=0.3 fails above it]
 	@$(BIN)/flagship drift $(P) $(if $(CURRENT),--current $(CURRENT),) $(if $(DRIFT_MAX),--fail-above $(DRIFT_MAX),)

@@ -185,3 +185,14 @@ def test_small_bounded_load_has_no_failures():
     print(res)
     assert res["failed"] == 0, res["failure_kinds"]
     assert res["requests"] >= 20
+
+
+def test_data_freshness_from_status_is_a_gauge():
+    """A project whose status() reports data_freshness_days gets it on /metrics (read on scrape, not per request)."""
+    from fastapi.testclient import TestClient
+
+    stale = ProjectAPI(
+        "stale-project", APIRouter(), lambda: {"ready": True, "model_version": "1.0.0", "data_freshness_days": 41.5}
+    )
+    text = TestClient(create_app([stale])).get("/metrics").text
+    assert 'data_freshness_days{project="stale-project"} 41.5' in text

@@ -97,6 +97,12 @@ class ApiMetrics:
             ["project", "column", "method"],
             registry=r,
         )
+        self.freshness = Gauge(
+            "data_freshness_days",
+            "Days since the newest data a project's model or forecasts were built from",
+            ["project"],
+            registry=r,
+        )
         self.refreshed, self.statuses = 0.0, None  # when the file-backed gauges were last read
 
 
@@ -127,6 +133,8 @@ def refresh_gauges(app: FastAPI, ttl: float = 15.0) -> dict:  # ttl: seconds bet
         m.ready.labels(slug).set(1 if s.get("ready") else 0)
         if s.get("ready") and s.get("model_version"):
             m.model_info.labels(slug, str(s["model_version"])).set(1)
+        if isinstance(s.get("data_freshness_days"), int | float):  # a project whose status() reports it
+            m.freshness.labels(slug).set(float(s["data_freshness_days"]))
         if report := latest_drift(slug):
             _set_drift(m, slug, report)
     m.refreshed, m.statuses = now, statuses
