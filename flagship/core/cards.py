@@ -347,9 +347,12 @@ def cost_estimate(run: dict, prices: dict, spec: dict | None = None, root: str |
 
 # %% ../../nbs/core/08_cards.ipynb #c034
 def write_cards(out_dir: str | Path, slug: str) -> dict[str, Path]:  # out_dir: the run folder holding run.json
-    """Write out_dir/model_card.md and out_dir/COST_ESTIMATE.md from the run and return their paths."""
+    """Write out_dir/model_card.md and out_dir/COST_ESTIMATE.md from the run (and copy the dataset card); return their paths."""
     out_dir = Path(out_dir)
     run, spec = read_run(out_dir), load_card_spec(slug)
+    dataset_card = project_dirs(slug)["data"] / "dataset_README.md"
+    if dataset_card.exists():  # published beside the model card, which links to it
+        atomic_write_text(out_dir / "dataset_README.md", dataset_card.read_text(encoding="utf-8"))
     paths = {
         "model_card": atomic_write_text(out_dir / "model_card.md", model_card(run, spec, out_dir)),
         "cost_estimate": atomic_write_text(out_dir / "COST_ESTIMATE.md", cost_estimate(run, load_prices(), spec)),
