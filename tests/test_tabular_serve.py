@@ -3,17 +3,13 @@ FLAGSHIP_OUTPUTS; every invalid request is a 422 naming the field, and a missing
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
-import time
 
 import httpx
 import pytest
-import uvicorn
 
 from flagship.core.serving import create_app
+from flagship.core.serving import serve_in_thread as serve
 from flagship.tabular.data import SLUG, load_data
 from flagship.tabular.features import make_xy
 from flagship.tabular.serve import (
@@ -27,33 +23,6 @@ from flagship.tabular.serve import (
     write_serving_meta,
 )
 from flagship.tabular.train import fit
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(app):
-    """Run `app` with uvicorn on a free 127.0.0.1 port in a thread; yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"uvicorn did not start on port {port}")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
