@@ -43,8 +43,17 @@ def benchmarks(outputs: Path) -> str:
     for slug in PROJECTS:
         run = read_manifest(slug, outputs / slug)
         for nb in (run or {}).get("notebooks", []):
+            sha = str(run.get("git_sha", "unknown"))[:12]
             rows.append(
-                [slug, nb["notebook"], run["profile"], nb.get("seconds", 0.0), nb.get("peak_memory_mb", 0.0), nb.get("status")]
+                [
+                    slug,
+                    nb["notebook"],
+                    run["profile"],
+                    nb.get("seconds", 0.0),
+                    nb.get("peak_memory_mb", 0.0),
+                    nb.get("status"),
+                    f"[`{sha}`](../outputs/{slug}/run.json) {str(run.get('finished_at', ''))[:10]}",
+                ]
             )
     parts.append(
         "## Notebook run times\n\nEach notebook's wall-clock seconds and its kernel's peak resident memory, as the runner measured "
@@ -53,7 +62,7 @@ def benchmarks(outputs: Path) -> str:
         "them in the last good run of each project (`run.json`); a notebook marked cached kept the figures of the run that executed it.\n\n"
     )
     parts.append(
-        md_table(["project", "notebook", "profile", "seconds", "peak MB", "this run"], rows)
+        md_table(["project", "notebook", "profile", "seconds", "peak MB", "in this run", "run"], rows)
         if rows
         else "No project has run yet.\n"
     )
