@@ -101,19 +101,6 @@ def project_notebooks(root: Path, slug: str) -> list[Path]:
     return sorted((root / "nbs" / slug).glob("[0-9][0-9]_*.ipynb"))
 
 
-def load_params(root: Path, slug: str, profile: str) -> dict:
-    """The profile's parameters from nbs/<slug>/params.yaml (empty when there is none)."""
-    import yaml
-
-    path = root / "nbs" / slug / "params.yaml"
-    if not path.exists():
-        return {}
-    profiles = yaml.safe_load(path.read_text()) or {}
-    if profile not in profiles:
-        raise SystemExit(f"{path}: no '{profile}' profile (found {sorted(profiles)})")
-    return dict(profiles[profile] or {})
-
-
 def prepare(nb_path: Path, params: dict, profile: str, chain: str) -> nbformat.NotebookNode:
     """Inject the parameters this notebook declares, with the upstream key in the injected cell's comment."""
     nb = load_notebook_node(str(nb_path))  # papermill's reader adds the metadata it expects
@@ -181,13 +168,14 @@ def swap_in(out_dir: Path, run_dir: Path) -> None:
 
 def run_project(root: Path, slug: str, profile: str, cache: Cache, bar, force: bool = False) -> list[Result]:
     """Run one project's notebooks; return a Result per notebook."""
+    from flagship.core.config import load_params
     from flagship.core.publish import write_manifest
 
     outputs = Path(os.environ.get("FLAGSHIP_OUTPUTS") or root / "outputs")
     out_dir_final, runs = outputs / slug, outputs / ".runs"
     previous = json.loads((out_dir_final / "run.json").read_text()) if (out_dir_final / "run.json").exists() else {}
     prev_keys = {n["notebook"]: n.get("cache_key") for n in previous.get("notebooks", [])}
-    params = load_params(root, slug, profile)
+    params = load_params(slug, profile)  # FLAGSHIP_ROOT points flagship.core at `root`
     notebooks = project_notebooks(root, slug)
     declared = set().union(*(papermill.inspect_notebook(str(nb)) for nb in notebooks)) if notebooks else set()
     for name in sorted(set(params) - declared):
