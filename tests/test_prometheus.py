@@ -15,7 +15,7 @@ import yaml
 
 from flagship.core.monitoring import drift_dir
 from flagship.core.publish import atomic_write_json
-from flagship.core.serving import create_app, example_project, free_port, serve_in_thread
+from flagship.core.serving import create_app, example_project, free_port, serve_in_thread, serve_process
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 INSTALL = "install Debian's `prometheus` package (`apt-get install -y prometheus`, or `make system-deps` as root)"
@@ -72,26 +72,13 @@ def prometheus_server(target: str, tmp: Path, interval: str = "1s"):
     port = free_port()
     cmd = [require("prometheus"), f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}"]
     cmd += [f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
-    log = (tmp / "prometheus.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"prometheus did not become ready: {(tmp / 'prometheus.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
+    with (tmp / "prometheus.log").open("w") as log, contextlib.ExitStack() as stack:
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            stack.enter_context(serve_process(cmd, f"{url}/-/ready", timeout=30, stdout=log, stderr=subprocess.STDOUT))
+        except RuntimeError as err:
+            pytest.fail(f"{err}: {(tmp / 'prometheus.log').read_text()[-2000:]}")
+        yield url
 
 
 def _query(url: str, expr: str) -> list[dict]:

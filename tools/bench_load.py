@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 import httpx
+
+from flagship.core.serving import serve_process
 
 BODY = {"instances": [{"x1": 0.5, "x2": -1.2}, {"x1": -2.0, "x2": 2.0}]}
 
@@ -65,23 +66,11 @@ async def run_load(
 def server(app: str, port: int, timeout: float = 60.0):
     """Run `uvicorn --factory app` on 127.0.0.1:port in a child process; yield its URL; stop it."""
     cmd = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen([*cmd, "--log-level", "warning", "--no-access-log"], env=os.environ | {"OMP_NUM_THREADS": "1"})
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout
-    try:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{' '.join(cmd)} did not answer /health within {timeout} s")
-            time.sleep(0.2)
+    url = f"http://127.0.0.1:{port}"
+    with serve_process(
+        [*cmd, "--log-level", "warning", "--no-access-log"], f"{url}/health", timeout, env=os.environ | {"OMP_NUM_THREADS": "1"}
+    ):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +20,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import numpy as np  # noqa: E402
+
+from flagship.core.serving import free_port, serve_process  # noqa: E402
 
 SERVER = (
     "import uvicorn; from flagship.core.serving import create_app; from flagship.recsys.serve import project_api; "
@@ -34,12 +34,6 @@ def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench_models(train, k: int) -> tuple[list[list], dict]:
@@ -133,46 +127,38 @@ def bench_serving(batch_dir: Path, user_ids: np.ndarray, n: int) -> list[list]:
 
     port = free_port()
     env = {**os.environ, "FLAGSHIP_RECSYS_BATCH": str(batch_dir)}
-    proc = subprocess.Popen([sys.executable, "-c", SERVER.format(port=port)], env=env)
-    rows = []
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            start = time.perf_counter()
-            while True:
-                try:
-                    if client.get("/health").json()["projects"]["10-recommender-system"]["ready"]:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            ready = time.perf_counter() - start
-            rng = np.random.default_rng(0)
-            for label, ids in (
-                ("known user, k=10", rng.choice(user_ids, n)),
-                ("unknown user (fallback), k=10", 10_000_000 + np.arange(n)),
-            ):
-                lat = []
-                for u in ids:
-                    t = time.perf_counter()
-                    r = client.get(f"/recsys/recommend/{int(u)}", params={"k": 10})
-                    lat.append((time.perf_counter() - t) * 1000)
-                    assert r.status_code == 200, r.text
-                p50, p95, p99 = np.percentile(lat, [50, 95, 99])
-                rows.append(
-                    [
-                        "serve GET /recsys/recommend",
-                        label,
-                        f"{n} sequential requests",
-                        round(sum(lat) / 1000, 3),
-                        round(p50, 2),
-                        round(p95, 2),
-                        round(p99, 2),
-                        f"uvicorn 127.0.0.1; start to ready {ready:.1f} s",
-                    ]
-                )
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    rows, start = [], time.perf_counter()
+    url = f"http://127.0.0.1:{port}"
+    is_ready = lambda r: r.json()["projects"]["10-recommender-system"]["ready"]  # noqa: E731
+    with (
+        serve_process([sys.executable, "-c", SERVER.format(port=port)], f"{url}/health", 120, is_ready, env=env),
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        ready = time.perf_counter() - start
+        rng = np.random.default_rng(0)
+        for label, ids in (
+            ("known user, k=10", rng.choice(user_ids, n)),
+            ("unknown user (fallback), k=10", 10_000_000 + np.arange(n)),
+        ):
+            lat = []
+            for u in ids:
+                t = time.perf_counter()
+                r = client.get(f"/recsys/recommend/{int(u)}", params={"k": 10})
+                lat.append((time.perf_counter() - t) * 1000)
+                assert r.status_code == 200, r.text
+            p50, p95, p99 = np.percentile(lat, [50, 95, 99])
+            rows.append(
+                [
+                    "serve GET /recsys/recommend",
+                    label,
+                    f"{n} sequential requests",
+                    round(sum(lat) / 1000, 3),
+                    round(p50, 2),
+                    round(p95, 2),
+                    round(p99, 2),
+                    f"uvicorn 127.0.0.1; start to ready {ready:.1f} s",
+                ]
+            )
     return rows
 
 

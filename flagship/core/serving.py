@@ -11,6 +11,7 @@ import importlib
 import logging
 import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'REQUEST_ID', 'MAX_BODY_BYTES', 'ProjectAPI', 'project_status', 'ApiMetrics', 'record_predictions',
            'refresh_gauges', 'route_template', 'ObserveMiddleware', 'Health', 'create_app', 'discover_projects',
            'build_app', 'ExampleRow', 'ExampleRequest', 'ExamplePrediction', 'example_project', 'example_app',
-           'free_port', 'serve_in_thread']
+           'free_port', 'serve_in_thread', 'serve_process']
 
 # %% ../../nbs/core/06_serving.ipynb #c004
 @dataclass
@@ -412,3 +413,31 @@ def serve_in_thread(
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+# %% ../../nbs/core/06_serving.ipynb #sp02
+@contextlib.contextmanager
+def serve_process(
+    cmd: list[str], ready_url: str, timeout: float = 60.0, ready: Callable | None = None, **popen
+) -> Iterator[subprocess.Popen]:  # ready: response -> bool, default status 200; popen: env, stdout, ...
+    """Start a server process, wait until `ready_url` answers, yield the process; stop it on exit."""
+    import httpx
+
+    proc = subprocess.Popen(cmd, **popen)
+    deadline, ready = time.monotonic() + timeout, ready or (lambda r: r.status_code == 200)
+    try:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if ready(httpx.get(ready_url, timeout=1)):
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{' '.join(map(str, cmd))} did not answer {ready_url} within {timeout} s (exit code {proc.poll()})"
+                )
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
