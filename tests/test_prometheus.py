@@ -60,11 +60,14 @@ def test_alert_rules_match_the_issue():
 
 
 @contextlib.contextmanager
-def prometheus_server(target: str, tmp: Path, interval: str = "1s"):
-    """Run a real Prometheus on 127.0.0.1 scraping `target` with the shipped config and rules; yield its URL."""
+def prometheus_server(target: str, tmp: Path, interval: str = "1s", job_name: str = "flagship-api"):
+    """Run a real Prometheus on 127.0.0.1 with the shipped rules and only the shipped scrape job `job_name`, pointed
+    at `target`; yield its URL."""
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     config["global"].update(scrape_interval=interval, evaluation_interval=interval)
     config["rule_files"] = [str(DEPLOY / f) for f in config["rule_files"]]
+    config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] == job_name]
+    assert len(config["scrape_configs"]) == 1, f"deploy/prometheus/prometheus.yml has no scrape job {job_name!r}"
     job = config["scrape_configs"][0]
     job["static_configs"][0]["targets"] = [target]
     job["scrape_timeout"] = interval

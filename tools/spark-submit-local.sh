@@ -37,5 +37,6 @@ exec spark-submit \
   --conf spark.sql.sources.partitionOverwriteMode=dynamic \
   --conf spark.driver.host="$SPARK_LOCAL_IP" \
   --conf spark.driver.bindAddress="$SPARK_LOCAL_IP" \
+  --conf spark.metrics.namespace=flagship \
   "${conf_args[@]}" \
   "$script" "$@"

@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 # %% auto #0
-__all__ = ['DEFAULT_CONF', 'get_spark']
+__all__ = ['DEFAULT_CONF', 'MACHINE_ONLY', 'spark_settings', 'get_spark']
 
 # %% ../../nbs/core/05_spark.ipynb #c004
 DEFAULT_CONF = {
@@ -22,25 +22,40 @@ DEFAULT_CONF = {
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.driver.memory": "2g",
 }
+MACHINE_ONLY = ("spark.ui.enabled", "spark.driver.host", "spark.driver.bindAddress")  # left to Spark under spark-submit
 
 
+def spark_settings(
+    submitted: dict | None, master: str, conf: dict | None = None
+) -> dict:  # submitted: what spark-submit set; None outside spark-submit
+    """Return the settings to apply: our defaults where spark-submit is silent, then `conf`."""
+    defaults = {**DEFAULT_CONF, "spark.local.dir": os.path.join(tempfile.gettempdir(), "flagship-spark")}
+    if os.environ.get("FLAGSHIP_SPARK_UI"):
+        defaults["spark.ui.enabled"] = "true"
+    if submitted is not None or not master.startswith("local"):  # a real job, or a cluster's driver
+        defaults = {k: v for k, v in defaults.items() if k not in MACHINE_ONLY and k not in (submitted or {})}
+    return {**defaults, **(conf or {})}
+
+# %% ../../nbs/core/05_spark.ipynb #c008
 def get_spark(
     app_name: str = "flagship", master: str | None = None, conf: dict | None = None
-):  # master: env SPARK_MASTER, else local[*]
-    """Return a SparkSession with flagship's defaults, `conf` overriding them."""
+):  # master: env SPARK_MASTER, else spark-submit's, else local[*]
+    """Return a SparkSession with flagship's defaults, spark-submit's settings and then `conf` overriding them."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
+    submitted = None
+    if "PYSPARK_GATEWAY_PORT" in os.environ:  # under spark-submit: read what it was given from the JVM it started
+        SparkContext._ensure_initialized()  # connects to spark-submit's JVM; SparkConf() is empty before that
+        submitted = dict(SparkConf().getAll())
     builder = SparkSession.builder.appName(app_name)
     master = master or os.environ.get("SPARK_MASTER")
-    if master or "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit its --master must win
+    if master or not (submitted or {}).get("spark.master"):  # under spark-submit its --master wins unless one is named here
         builder = builder.master(master or "local[*]")
-    settings = {**DEFAULT_CONF, "spark.local.dir": os.path.join(tempfile.gettempdir(), "flagship-spark"), **(conf or {})}
-    if os.environ.get("FLAGSHIP_SPARK_UI"):
-        settings["spark.ui.enabled"] = "true"
-    for key, value in settings.items():
+    for key, value in spark_settings(submitted, master or (submitted or {}).get("spark.master") or "local[*]", conf).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
