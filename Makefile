@@ -14,6 +14,7 @@ HOST        ?= 127.0.0.1
 PORT        ?= 8080
 PUBLISH     ?=
 export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export OMP_NUM_THREADS ?= 1
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -21,7 +22,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed
 
 .PHONY: help install system-deps export run articles pages render site test lint check-sync pytest test-notebooks \
-        lab mlflow serve bench bench-spark drift clean
+        lab mlflow serve bench bench-spark drift reforecast clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -36,6 +37,7 @@ $(STAMP): constraints.txt settings.ini setup.py tools/node/package-lock.json
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
 	@echo "==> [3/5] torch==2.13.0 (CPU build) before anything that depends on it"
+	@# on a machine without a local CPU wheel set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu (the workflows do)
 	@$(PY) -m pip install --progress-bar on torch==2.13.0
 	@echo "==> [4/5] pinned dependencies (constraints.txt) and flagship in editable mode"
 	@$(PY) -m pip install --progress-bar on -c constraints.txt -e ".[all,dev]"
@@ -115,6 +117,9 @@ bench-spark: $(STAMP) ## the Spark feature job vs DuckDB at 1M and 10M rows (slo
 
 drift: $(STAMP) ## drift report against new data: make drift P=01 [CURRENT=new.csv] [DRIFT_MAX=0.3 fails above it]
 	@$(BIN)/flagship drift $(P) $(if $(CURRENT),--current $(CURRENT),) $(if $(DRIFT_MAX),--fail-above $(DRIFT_MAX),)
+
+reforecast: $(STAMP) ## re-forecast project 02 once (Prefect flow, no server): make reforecast [CSV=new_abs.csv]
+	@$(BIN)/flagship reforecast $(if $(CSV),--csv $(CSV),)
 
 clean: ## remove the site, caches and run outputs (keeps .venv)
 	rm -rf _site _proc .quarto api _symbols.json .pytest_cache .ruff_cache

@@ -20,7 +20,7 @@ DEFAULT_HOST = "127.0.0.1"  # serve on loopback unless told otherwise (the conta
 DEFAULT_PORT = 8080
 
 # %% auto #0
-__all__ = ['DEFAULT_HOST', 'DEFAULT_PORT', 'serve', 'status', 'health', 'drift', 'main']
+__all__ = ['DEFAULT_HOST', 'DEFAULT_PORT', 'serve', 'status', 'health', 'drift', 'reforecast', 'main']
 
 # %% ../nbs/core/07_cli.ipynb #c004
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "INFO") -> None:  # port: TCP port on host
@@ -70,6 +70,20 @@ def drift(
     keep = ("project", "share", "count", "n_columns", "drifted", "created_at")
     return {k: summary[k] for k in keep} | {"report": str(drift_dir(summary["project"]) / summary["report"])}
 
+# %% ../nbs/core/07_cli.ipynb #c017
+def reforecast(
+    out_dir: str | None = None,  # run folder with features/; default the last good run of 02
+    csv: str | None = None,  # new raw ABS CSV: re-run the Spark feature job first
+    rounds: int | None = None,  # LightGBM rounds; default the run's own (run.json)
+    serve_schedule: bool = False,  # serve the monthly schedule instead of running once
+) -> dict | None:
+    """Run the forecasting re-forecast flow once and return its summary, or serve its schedule."""
+    from flagship.forecasting import reforecast as rf
+
+    if serve_schedule:
+        return rf.serve_schedule(out_dir, csv, rounds)
+    return rf.reforecast_flow(out_dir, csv, rounds)
+
 # %% ../nbs/core/07_cli.ipynb #c011
 def _parser() -> argparse.ArgumentParser:
     """Return the `flagship` argument parser."""
@@ -93,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--reference", default=None, help="CSV or Parquet; default outputs/<slug>/drift/reference.parquet")
     d.add_argument("--columns", default=None, help="comma-separated columns to compare; default every shared column")
     d.add_argument("--fail-above", type=float, default=None, help="exit 3 when the drifted share is above this (0-1)")
+    r = sub.add_parser("reforecast", help="re-forecast project 02 once (Prefect flow, no server needed)")
+    r.add_argument("--out", default=None, help="run folder holding features/; default outputs/02-time-series-forecasting")
+    r.add_argument("--csv", default=None, help="new raw ABS CSV: re-run the Spark feature job on it first")
+    r.add_argument("--rounds", type=int, default=None, help="LightGBM boosting rounds; default the run's own (run.json)")
+    r.add_argument("--serve", action="store_true", help="serve the monthly schedule on the server at PREFECT_API_URL")
     return parser
 
 # %% ../nbs/core/07_cli.ipynb #c012
@@ -118,4 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.fail_above is not None and result["share"] > args.fail_above:
             print(f"drift share {result['share']:.2f} is above --fail-above {args.fail_above}", file=sys.stderr)
             return 3
+    elif args.command == "reforecast":
+        try:
+            result = reforecast(args.out, args.csv, args.rounds, serve_schedule=args.serve)
+        except (FileNotFoundError, RuntimeError, ValueError) as e:
+            print(f"flagship reforecast: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(result, indent=2))
     return 0

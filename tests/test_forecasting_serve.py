@@ -1,32 +1,22 @@
 """The forecasting API on a real uvicorn at 127.0.0.1: precomputed forecasts, 422 for unknown series and horizons,
-503 JSON when the run has not produced forecasts, and the scheduled re-forecast flow."""
+503 JSON when the run has not produced forecasts, and the data-freshness status. The re-forecast flow is tested in
+tests/test_forecasting_reforecast.py."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-import socket
-import threading
-import time
 
 import duckdb
 import httpx
 import pandas as pd
 import pytest
-import uvicorn
 
-from flagship.core.serving import create_app
+from flagship.core.serving import create_app, serve_in_thread
 from flagship.forecasting.data import load_data, select_series
 from flagship.forecasting.features import feature_sql
-from flagship.forecasting.serve import (
-    SCHEDULE,
-    data_freshness_days,
-    make_forecasts,
-    next_run,
-    project_api,
-    reforecast_flow,
-    save_forecasts,
-)
+from flagship.forecasting.serve import data_freshness_days, make_forecasts, project_api, save_forecasts
 from flagship.forecasting.train import direct_rows, fit_lightgbm
 
 
@@ -48,29 +38,14 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def _serve(app):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def api(run_dir, tmp_path_factory):
+    """The API over a real run folder and over a folder that never ran, each on its own uvicorn."""
     empty = tmp_path_factory.mktemp("never-ran")
-    app = create_app([project_api(run_dir)])
-    missing = create_app([project_api(empty)])
-    (s1, t1, url), (s2, t2, url_missing) = _serve(app), _serve(missing)
-    yield url, url_missing
-    for server, thread in ((s1, t1), (s2, t2)):
-        server.should_exit = True
-        thread.join(timeout=10)
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(serve_in_thread(create_app([project_api(run_dir)])))
+        url_missing = stack.enter_context(serve_in_thread(create_app([project_api(empty)])))
+        yield url, url_missing
 
 
 def test_forecast_returns_precomputed_values(api, run_dir):
@@ -111,21 +86,6 @@ def test_health_reports_data_freshness(api):
     assert status["ready"] and status["data_last_month"] == "2018-12" and status["data_freshness_days"] > 2000
 
 
-def test_freshness_and_schedule():
+def test_freshness_counts_days_from_the_end_of_the_last_month():
     assert data_freshness_days("2018-12", dt.datetime(2019, 2, 1, tzinfo=dt.UTC)) == 31.0
-    assert next_run(SCHEDULE["cron"], dt.datetime(2027, 1, 12, 6, 0, tzinfo=dt.UTC)) == dt.datetime(2027, 2, 12, 6, tzinfo=dt.UTC)
-    with pytest.raises(ValueError, match="only 'M H D"):
-        next_run("*/5 * * * *", dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
-
-
-def test_reforecast_flow_rewrites_forecasts_deterministically(run_dir, monkeypatch):
-    import flagship.forecasting.train as train
-
-    features = pd.read_parquet(run_dir / "features.parquet")
-    monkeypatch.setattr(train, "load_features", lambda path: features)  # the flow's Parquet folder comes from Spark
-    first = reforecast_flow(run_dir, rounds=20)
-    a = json.loads((run_dir / "forecasts.json").read_text())["series"]
-    reforecast_flow(run_dir, rounds=20)
-    b = json.loads((run_dir / "forecasts.json").read_text())["series"]
-    assert first["series"] == 3 and a == b
-    assert "forecast_data_freshness_days" in (run_dir / "freshness.prom").read_text()
+    assert data_freshness_days("2018-11", dt.datetime(2018, 12, 1, tzinfo=dt.UTC)) == 0.0
