@@ -1,9 +1,13 @@
 """deploy/Dockerfile and deploy/Dockerfile.spark without a Docker engine: hadolint, and the files' own steps
-(pip install as a dry run against the lock, apt-get as a simulation, CMD, ENTRYPOINT and HEALTHCHECK) run here."""
+(pip install as a dry run against the lock, apt-get as a simulation, CMD, ENTRYPOINT and HEALTHCHECK) run here.
+Dockerfile.spark is checked twice: as the Spark image (EXTRAS=spark) and as the forecast-job image of
+deploy/k8s/forecast-cronjob.yaml (the EXTRAS named in that file's build command)."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import importlib.metadata
 import json
 import os
 import re
@@ -22,6 +26,9 @@ from flagship.core.serving import free_port
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DOCKERFILES = ["Dockerfile", "Dockerfile.spark"]
+CRONJOB = ROOT / "deploy" / "k8s" / "forecast-cronjob.yaml"
+FORECAST_JOB = "Dockerfile.spark[forecast-job]"  # Dockerfile.spark built with the forecast job's EXTRAS
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 def parse(path: Path) -> list[tuple[str, str]]:
@@ -50,6 +57,51 @@ def exec_form(text: str) -> list[str]:
 
 def build_args(instructions) -> dict[str, str]:
     return dict(a.split("=", 1) for a in args_of(instructions, "ARG") if "=" in a)
+
+
+def forecast_job_build() -> tuple[str, str]:
+    """Return (EXTRAS, image) of the build command written atop deploy/k8s/forecast-cronjob.yaml."""
+    cmd = r"docker build -f deploy/Dockerfile\.spark --build-arg EXTRAS=(\S+) -t (\S+) \.$"
+    found = re.search(cmd, CRONJOB.read_text(encoding="utf-8"), flags=re.M)
+    assert found, f"{CRONJOB.name}: no `docker build -f deploy/Dockerfile.spark --build-arg EXTRAS=... -t IMAGE .` comment"
+    return found.group(1), found.group(2)
+
+
+def variant(name: str) -> tuple[str, dict[str, str]]:
+    """Return (Dockerfile, --build-arg overrides) of a pip variant: a Dockerfile name or FORECAST_JOB."""
+    return ("Dockerfile.spark", {"EXTRAS": forecast_job_build()[0]}) if name == FORECAST_JOB else (name, {})
+
+
+def pip_argv(name: str, cwd: Path) -> tuple[list[str], dict[str, str]]:
+    """Run the Dockerfile's pip RUN line with /bin/sh as `docker build` does (ARGs in the environment) but with a
+    `pip` that only records its arguments; return (the arguments after `pip install`, the ARG values used)."""
+    dockerfile, overrides = variant(name)
+    ins = parse(ROOT / "deploy" / dockerfile)
+    run = next(rest for w, rest in ins if w == "RUN" and "pip install" in rest)
+    shim, record = cwd / ".pip-shim", cwd / ".pip-argv"
+    shim.mkdir(exist_ok=True)
+    (shim / "pip").write_text('#!/bin/sh\nprintf \'%s\\0\' "$@" > "$PIP_ARGV"\n')
+    (shim / "pip").chmod(0o755)
+    args = {**build_args(ins), **overrides}
+    env = {"PATH": f"{shim}{os.pathsep}/usr/bin{os.pathsep}/bin", "PIP_ARGV": str(record), **args}
+    sh = subprocess.run(["/bin/sh", "-c", run], cwd=cwd, env=env, capture_output=True, text=True, timeout=30)
+    assert sh.returncode == 0 and record.exists(), f"{dockerfile}: RUN {run}\n{sh.stderr}"
+    words = record.read_text().split("\0")[:-1]
+    assert words[0] == "install", f"{dockerfile}: expected `pip install ...`, got pip {words}"
+    return words[1:], args
+
+
+def split_extra_indexes(pip_args: list[str]) -> tuple[list[str], list[str]]:
+    """Return (pip_args without --extra-index-url options, the extra index URLs)."""
+    rest, urls, it = [], [], iter(pip_args)
+    for word in it:
+        if word == "--extra-index-url":
+            urls.append(next(it))
+        elif word.startswith("--extra-index-url="):
+            urls.append(word.split("=", 1)[1])
+        else:
+            rest.append(word)
+    return rest, urls
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
@@ -82,10 +134,32 @@ def test_run_steps_are_valid_shell(name):
         assert run.returncode == 0, f"{name}: RUN {cmd}\n{run.stderr}"
 
 
-def _pip_dry_run(name: str, tmp: Path) -> tuple[subprocess.Popen, Path, list[str]]:
-    """Start the Dockerfile's pip install as a dry run in a copy of its build context; return (process, report, packages)."""
-    ins = parse(ROOT / "deploy" / name)
-    ctx = tmp / name
+@pytest.mark.parametrize("name", ["Dockerfile", "Dockerfile.spark", FORECAST_JOB])
+def test_torch_cpu_index_only_when_forecasting_is_installed(name, tmp_path):
+    pip_args, args = pip_argv(name, tmp_path)
+    _, urls = split_extra_indexes(pip_args)
+    extras = args.get("EXTRAS", "").split(",")
+    if "forecasting" in extras:  # torch 2.13.0+cpu is on PyTorch's CPU index only; PyPI's torch is the CUDA build
+        assert urls == [TORCH_CPU_INDEX], f"{name} (EXTRAS={args['EXTRAS']}): pip needs --extra-index-url {TORCH_CPU_INDEX}"
+    else:
+        assert urls == [], f"{name} (EXTRAS={args.get('EXTRAS')}) needs no second index: {urls}"
+    assert f".[{args.get('EXTRAS', '')}]" in pip_args or "EXTRAS" not in args, pip_args
+
+
+def test_forecast_job_build_command_is_documented():
+    extras, image = forecast_job_build()
+    assert {"spark", "tabular", "forecasting"} <= set(extras.split(",")), extras
+    cmd = f"docker build -f deploy/Dockerfile.spark --build-arg EXTRAS={extras} -t {image} ."
+    for doc in ("deploy/README.md", "deploy/Dockerfile.spark"):
+        assert cmd in (ROOT / doc).read_text(encoding="utf-8"), f"{doc} should show the forecast-job build: {cmd}"
+
+
+def _pip_dry_run(name: str, tmp: Path) -> tuple[subprocess.Popen, Path, list[str], list[str]]:
+    """Start a Dockerfile's pip install as a dry run in a copy of its build context; return (process, report,
+    pip arguments, extra index URLs left out of the dry run)."""
+    dockerfile, _ = variant(name)
+    ins = parse(ROOT / "deploy" / dockerfile)
+    ctx = tmp / re.sub(r"\W+", "-", name)
     ctx.mkdir()
     for w, rest in ins:  # the build context as the image sees it when pip runs
         if w == "COPY":
@@ -94,54 +168,161 @@ def _pip_dry_run(name: str, tmp: Path) -> tuple[subprocess.Popen, Path, list[str
                 s = ROOT / src
                 shutil.copytree(s, ctx / src, ignore=shutil.ignore_patterns("__pycache__")) if s.is_dir() else shutil.copy(s, ctx)
         if w == "RUN" and "pip install" in rest:
-            cmd = rest
             break
-    for key, value in build_args(ins).items():
-        cmd = cmd.replace("${" + key + "}", value).replace("$" + key, value)
-    words = shlex.split(cmd)
-    pip_args = words[words.index("install") + 1 :]
-    report = tmp / f"{name}.report.json"
-    full = [sys.executable, "-m", "pip", "install", *pip_args, "--dry-run", "--ignore-installed", "--no-build-isolation"]
+    pip_args, _ = pip_argv(name, ctx)
+    # The dry run reaches PyPI only: PyTorch's CPU index is left out. torch==2.13.0+cpu (constraints.txt) then has
+    # to come from pip's own configuration (this machine: the wheel in PIP_FIND_LINKS); otherwise the run fails.
+    dry_args, urls = split_extra_indexes(pip_args)
+    report = tmp / f"{ctx.name}.report.json"
+    full = [sys.executable, "-m", "pip", "install", *dry_args, "--dry-run", "--ignore-installed", "--no-build-isolation"]
     proc = subprocess.Popen(
         [*full, "--quiet", "--report", str(report)], cwd=ctx, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    return proc, report, pip_args
+    return proc, report, pip_args, urls
 
 
 @pytest.fixture(scope="module")
 def pip_reports(tmp_path_factory):
-    """Run both Dockerfiles' pip install lines (dry run, resolved from the index against constraints.txt) in parallel."""
+    """Run the Dockerfiles' pip install lines (dry run, resolved from the index against constraints.txt) in parallel."""
     tmp = tmp_path_factory.mktemp("pip")
-    started = {n: _pip_dry_run(n, tmp) for n in DOCKERFILES}
+    started = {n: _pip_dry_run(n, tmp) for n in [*DOCKERFILES, FORECAST_JOB]}
     out = {}
-    for n, (proc, report, args) in started.items():
+    for n, (proc, report, args, urls) in started.items():
         log, _ = proc.communicate(timeout=300)
-        out[n] = (proc.returncode, report, args, log)
+        out[n] = (proc.returncode, report, args, log, urls)
     return out
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _installed(report: Path) -> dict[str, str]:
+    return {_norm(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name,expect", [("Dockerfile", {"fastapi", "uvicorn", "lightgbm", "evidently"}), ("Dockerfile.spark", {"pyspark"})]
+    "name,expect",
+    [
+        ("Dockerfile", {"fastapi", "uvicorn", "lightgbm", "evidently"}),
+        ("Dockerfile.spark", {"pyspark"}),
+        (FORECAST_JOB, {"pyspark", "lightgbm", "torch"}),
+    ],
 )
 def test_pip_install_step_resolves_to_the_lock(pip_reports, name, expect):
-    code, report, args, log = pip_reports[name]
+    code, report, args, log, urls = pip_reports[name]
     lines = [ln for ln in log.splitlines() if "is ignored: it is neither a file" not in ln]
-    assert code == 0, f"pip install {' '.join(args)} failed:\n" + "\n".join(lines[-40:])
+    hint = ""
+    if urls and "No matching distribution found for torch" in log:
+        hint = f"\n(torch comes from {urls} in the image; give this dry run the wheel through PIP_FIND_LINKS)"
+    assert code == 0, f"pip install {' '.join(args)} failed:\n" + "\n".join(lines[-40:]) + hint
     pins = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         if "==" in line and not line.startswith("#"):
             pkg, ver = line.split(";")[0].strip().split("==")
-            pins[re.sub(r"[-_.]+", "-", pkg).lower()] = ver
-    installed = {
-        re.sub(r"[-_.]+", "-", i["metadata"]["name"]).lower(): i["metadata"]["version"]
-        for i in json.loads(report.read_text())["install"]
-    }
+            pins[_norm(pkg)] = ver
+    installed = _installed(report)
     assert "flagship" in installed and expect <= set(installed), sorted(installed)
     off_lock = {k: (v, pins[k]) for k, v in installed.items() if k in pins and v != pins[k].split("+")[0] and v != pins[k]}
     assert not off_lock, f"versions differ from constraints.txt: {off_lock}"
     unpinned = sorted(set(installed) - set(pins) - {"flagship"})
     assert not unpinned, f"packages the image would install that constraints.txt does not pin: {unpinned}"
+    if "torch" in installed:  # the CPU build, not PyPI's CUDA one
+        assert installed["torch"] == pins["torch"] and installed["torch"].endswith("+cpu"), installed["torch"]
+        assert not [k for k in installed if k.startswith("nvidia-")], "CUDA wheels in a CPU image"
+
+
+def _module_file(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.exists()), None)
+
+
+def _imports_of(module: str, every: bool) -> tuple[set[str], set[str]]:
+    """Return (flagship modules, third-party top-level names) a module imports: at module level, or `every` import."""
+    path = _module_file(module)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    own, third = set(), set()
+    for node in ast.walk(tree) if every else tree.body:
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            names = [f"{base}.{a.name}" for a in node.names if _module_file(f"{base}.{a.name}")] or [base]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top == "flagship":
+                own.add(name if _module_file(name) else name.rpartition(".")[0])
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                third.add(top)
+    return own, third
+
+
+def forecast_job_distributions() -> dict[str, set[str]]:
+    """Return {distribution: import names} the re-forecast needs: every import (eager or lazy) of the job's code,
+    flagship.forecasting.*, plus the module-level imports of flagship.cli and of every flagship module they reach."""
+    todo = [(f"flagship.forecasting.{p.stem}", True) for p in sorted((ROOT / "flagship" / "forecasting").glob("*.py"))]
+    todo.append(("flagship.cli", False))
+    seen, names = set(), set()
+    while todo:
+        module, every = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        own, third = _imports_of(module, every)
+        names |= third
+        todo += [(m, m.startswith("flagship.forecasting.")) for m in own]
+    dists: dict[str, set[str]] = {}
+    owners = importlib.metadata.packages_distributions()
+    for name in names:
+        for dist in owners.get(name, [f"<not installed here: {name}>"]):
+            dists.setdefault(_norm(dist), set()).add(name)
+    return dists
+
+
+@pytest.mark.slow
+def test_forecast_job_image_has_every_package_the_job_imports(pip_reports):
+    needed = forecast_job_distributions()
+    assert {"torch", "lightgbm", "pandas"} <= set(needed), sorted(needed)  # the scan sees the job's imports
+
+    def missing(name):
+        code, report, *_ = pip_reports[name]
+        assert code == 0, f"{name}: pip dry run failed (see test_pip_install_step_resolves_to_the_lock)"
+        return {d: sorted(n) for d, n in needed.items() if d not in _installed(report)}
+
+    assert not missing(FORECAST_JOB), f"the forecast-job image lacks packages the job imports: {missing(FORECAST_JOB)}"
+    # The same check on the Spark image (EXTRAS=spark), which the CronJob used before: issue #5's ImportError.
+    assert {"torch", "lightgbm"} <= set(missing("Dockerfile.spark")), missing("Dockerfile.spark")
+
+
+def test_spark_image_installs_the_system_libraries_its_wheels_link():
+    """A wheel that links a system library (not one it vendors) needs the Debian package that ships it in the image."""
+    if shutil.which("ldd") is None or shutil.which("dpkg") is None:
+        pytest.skip("needs ldd and dpkg (Debian)")
+    site = Path(importlib.metadata.distribution("lightgbm").locate_file(""))
+    libs = [site / "lightgbm" / "lib" / "lib_lightgbm.so", site / "torch" / "lib" / "libtorch_cpu.so"]
+    apt_line = next(r for r in args_of(parse(ROOT / "deploy" / "Dockerfile.spark"), "RUN") if "apt-get install" in r)
+    apt = {w.split("=")[0] for w in shlex.split(apt_line.split("apt-get install", 1)[1].split("&&")[0]) if w[0] != "-"}
+    base = {"libc6", "libgcc-s1", "libstdc++6"}  # in every Debian image: apt itself depends on them
+    needed = {}
+    for lib in libs:
+        ldd = subprocess.run(["ldd", str(lib)], capture_output=True, text=True, timeout=60)
+        for target in re.findall(r"=> (/\S+)", ldd.stdout):
+            if str(site) in str(Path(target).resolve()):
+                continue  # vendored inside the wheel
+            real = str(Path(target).resolve())
+            owner = subprocess.run(["dpkg", "-S", real], capture_output=True, text=True)
+            if owner.returncode != 0:
+                owner = subprocess.run(["dpkg", "-S", real.removeprefix("/usr")], capture_output=True, text=True)
+            needed[owner.stdout.split(":")[0]] = f"{lib.name} -> {target}"
+    assert "libgomp1" in needed, needed  # lib_lightgbm.so links the system OpenMP runtime
+    lacking = {pkg: why for pkg, why in needed.items() if pkg not in apt | base}
+    assert not lacking, f"deploy/Dockerfile.spark must apt-get install these (a wheel links them): {lacking}"
 
 
 def test_spark_apt_step_simulated():
