@@ -164,3 +164,18 @@ def test_browser_shows_figure_table_and_maths(server: str, site: Path, tmp_path:
         browser.close()
     assert shot.stat().st_size > 20_000
     shutil.copy(shot, site / "screenshot.png")
+
+
+def test_benchmarks_page_shows_figures_as_measured(tmp_path):
+    """A benchmark's figures appear with the precision its script recorded: 17.5 s, not 17.5000."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("site_pages", REPO / "tools" / "site_pages.py")
+    site_pages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(site_pages)
+    (tmp_path / "benchmarks").mkdir()
+    doc = {"title": "Feature job", "columns": ["rows", "spark_s", "ratio"], "rows": [[10_000_000, 96.3, 3.7]]}
+    (tmp_path / "benchmarks" / "spark.json").write_text(json.dumps(doc | {"command": "python x.py", "git_sha": "abc"}))
+    page = site_pages.benchmarks(tmp_path)
+    assert "| 10,000,000 | 96.3 | 3.7 |" in page and "96.3000" not in page

@@ -27,12 +27,18 @@ from flagship.core.config import PROJECTS, outputs_root  # noqa: E402
 from flagship.core.publish import atomic_write_text, read_manifest  # noqa: E402
 
 
+def as_measured(value) -> str | object:
+    """Show a benchmark figure with the precision its script recorded (17.5, not 17.5000), thousands separated."""
+    return f"{value:,}" if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 def benchmarks(outputs: Path) -> str:
     """Every benchmark result, then the measured cost of each project's notebooks."""
     parts = []
     for path in sorted((outputs / "benchmarks").glob("*.json")):
         doc = json.loads(path.read_text())
-        parts.append(f"## {doc['title']}\n\n" + md_table(doc["columns"], doc["rows"]))
+        rows = [[as_measured(v) for v in row] for row in doc["rows"]]
+        parts.append(f"## {doc['title']}\n\n" + md_table(doc["columns"], rows))
         parts.append(f"\nMeasured by `{doc['command']}` at commit `{str(doc.get('git_sha'))[:12]}`, {doc.get('generated_at')}.")
         if doc.get("notes"):
             parts.append(f" {doc['notes']}")
