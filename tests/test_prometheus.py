@@ -21,11 +21,11 @@ DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 INSTALL = "install Debian's `prometheus` package (`apt-get install -y prometheus`, or `make system-deps` as root)"
 
 
-def require(binary: str, path: str | None = None) -> str:
+def require(binary: str, path: str | None = None, how: str = INSTALL) -> str:  # how: the install hint
     """Return the path of `binary`, failing the test (never skipping it) when it is not installed."""
     found = shutil.which(binary, path=path)
     if found is None:
-        pytest.fail(f"`{binary}` not found on PATH: {INSTALL}; CI installs it, so this test fails rather than skips")
+        pytest.fail(f"`{binary}` not found on PATH: {how}; CI installs it, so this test fails rather than skips")
     return found
 
 

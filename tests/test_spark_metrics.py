@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pyspark
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from test_prometheus import DEPLOY, _query, _wait_for, prometheus_server
+from test_prometheus import DEPLOY, _query, _wait_for, prometheus_server, require
 
 from flagship.core.serving import free_port, serve_process
 
@@ -36,11 +35,8 @@ HOW = {
 
 
 def need(binary: str, path: str | None = None) -> str:
-    """Return the path of `binary`, failing the test (never skipping it) when it is not installed."""
-    found = shutil.which(binary, path=path)
-    if found is None:
-        pytest.fail(f"`{binary}` not found on PATH: {HOW[binary]}; this test fails rather than skips")
-    return found
+    """Return the path of `binary`, failing the test (never skipping it) with its install hint when it is missing."""
+    return require(binary, path, HOW[binary])
 
 
 def test_missing_java_fails_with_a_clear_message():
