@@ -82,6 +82,12 @@ def bench_models(train, k: int) -> tuple[list[list], dict]:
     return rows, {"spark": spark, "svd": models["svd"]}
 
 
+def latency_row(step: str, what: str, size: str, lat_ms: list[float], digits: int, note: str = "") -> list:
+    """Return one table row: total seconds, then p50/p95/p99 milliseconds of `lat_ms` rounded to `digits`."""
+    p50, p95, p99 = np.percentile(lat_ms, [50, 95, 99])
+    return [step, what, size, round(sum(lat_ms) / 1000, 3), round(p50, digits), round(p95, digits), round(p99, digits), note]
+
+
 def bench_ann(item_vectors: np.ndarray, queries: int = 500) -> list[list]:
     """Time one-query-at-a-time neighbour search: HNSW against exact inner product."""
     import faiss
@@ -102,19 +108,7 @@ def bench_ann(item_vectors: np.ndarray, queries: int = 500) -> list[list]:
             ids.append(index.search(v[None, :], 11)[1][0])
             lat.append((time.perf_counter() - start) * 1000)
         found[name] = ids
-        p50, p95, p99 = np.percentile(lat, [50, 95, 99])
-        rows.append(
-            [
-                "10 neighbours of a film",
-                name,
-                f"{len(q)} queries, {len(x):,} items",
-                round(sum(lat) / 1000, 3),
-                round(p50, 3),
-                round(p95, 3),
-                round(p99, 3),
-                "",
-            ]
-        )
+        rows.append(latency_row("10 neighbours of a film", name, f"{len(q)} queries, {len(x):,} items", lat, 3))
     a, b = found.values()
     recall = np.mean([len(set(u) & set(v)) / len(v) for u, v in zip(a, b, strict=True)])
     rows[0][-1] = f"recall vs exact {recall:.3f}"
@@ -146,19 +140,8 @@ def bench_serving(batch_dir: Path, user_ids: np.ndarray, n: int) -> list[list]:
                 r = client.get(f"/recsys/recommend/{int(u)}", params={"k": 10})
                 lat.append((time.perf_counter() - t) * 1000)
                 assert r.status_code == 200, r.text
-            p50, p95, p99 = np.percentile(lat, [50, 95, 99])
-            rows.append(
-                [
-                    "serve GET /recsys/recommend",
-                    label,
-                    f"{n} sequential requests",
-                    round(sum(lat) / 1000, 3),
-                    round(p50, 2),
-                    round(p95, 2),
-                    round(p99, 2),
-                    f"uvicorn 127.0.0.1; start to ready {ready:.1f} s",
-                ]
-            )
+            note = f"uvicorn 127.0.0.1; start to ready {ready:.1f} s"
+            rows.append(latency_row("serve GET /recsys/recommend", label, f"{n} sequential requests", lat, 2, note))
     return rows
 
 
