@@ -116,7 +116,7 @@ def test_schedule_is_defined_in_code_and_deployable():
     runs = next_runs(3, dt.datetime(2026, 12, 20, tzinfo=dt.UTC))
     assert runs == [dt.datetime(y, m, 12, 6, tzinfo=dt.UTC) for y, m in ((2027, 1), (2027, 2), (2027, 3))]
     monthly = deployment("/data/02-time-series-forecasting", csv="/data/raw/aus_retail.csv")
-    assert monthly.name == "monthly" and monthly.entrypoint.endswith("flagship/forecasting/reforecast.py:reforecast_flow")
+    assert monthly.name == "monthly" and monthly.entrypoint == "flagship.forecasting.reforecast.reforecast_flow"
     assert [(s.schedule.cron, s.schedule.timezone) for s in monthly.schedules] == [(SCHEDULE_CRON, "UTC")]
     assert monthly.parameters == {"out_dir": "/data/02-time-series-forecasting", "csv": "/data/raw/aus_retail.csv"}
 
@@ -133,3 +133,53 @@ def test_cli_runs_one_reforecast_and_refuses_to_serve_without_a_server(flow_run)
     assert json.loads(run.stdout)["series"] == 3
     serve = _cli("reforecast", "--serve", "--out", str(out))
     assert serve.returncode == 2 and "PREFECT_API_URL is not set" in serve.stderr
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """A real Prefect server on 127.0.0.1 (what `flagship reforecast --serve` needs to keep time); yield its API URL."""
+    from flagship.core.serving import free_port, serve_process
+
+    home, port = tmp_path_factory.mktemp("prefect-server"), free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    cmd = [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with (home / "server.log").open("w") as log:
+        with serve_process(cmd, f"http://127.0.0.1:{port}/api/health", 120, stdout=log, stderr=subprocess.STDOUT, env=env):
+            yield f"http://127.0.0.1:{port}/api"
+
+
+def test_serve_registers_the_in_code_schedule_and_runs_what_the_server_triggers(flow_run, prefect_server, tmp_path):
+    """`flagship reforecast --serve` against a real Prefect server: the deployment carries the cron from code, the
+    server's scheduler books the next monthly runs, and a run the server hands out re-forecasts in the serving process."""
+    import httpx
+
+    from flagship.core.serving import serve_process
+
+    out, _, _ = flow_run
+    before = (out / "forecasts.json").stat().st_mtime_ns
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "client")}
+    cmd = [str(Path(sys.executable).parent / "flagship"), "reforecast", "--serve", "--out", str(out), "--rounds", "20"]
+    deployment_url = f"{prefect_server}/deployments/name/forecasting-reforecast/monthly"
+    with (tmp_path / "serve.log").open("w") as log, httpx.Client(timeout=10) as api:
+        with serve_process(cmd, deployment_url, 120, stdout=log, stderr=subprocess.STDOUT, env=env):
+            deployment = api.get(deployment_url).json()
+            assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in deployment["schedules"]] == [
+                (SCHEDULE_CRON, "UTC")
+            ]
+            assert deployment["parameters"] == {"out_dir": str(out), "rounds": 20}
+            flow_runs = lambda body: api.post(f"{prefect_server}/flow_runs/filter", json=body).json()  # noqa: E731
+            deadline = time.monotonic() + 60
+            while not (booked := flow_runs({"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})):
+                assert time.monotonic() < deadline, "the server's scheduler booked no run of the deployment"
+                time.sleep(1)
+            starts = sorted(dt.datetime.fromisoformat(r["expected_start_time"]) for r in booked)
+            assert starts[0] == next_runs(1)[0], (starts, next_runs(3))  # the next 12th of the month, 06:00 UTC
+            run = api.post(f"{prefect_server}/deployments/{deployment['id']}/create_flow_run", json={}).json()
+            deadline = time.monotonic() + 120
+            while (state := api.get(f"{prefect_server}/flow_runs/{run['id']}").json()["state_type"]) != "COMPLETED":
+                assert state not in ("FAILED", "CRASHED") and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[
+                    -3000:
+                ]
+                time.sleep(1)
+    assert (out / "forecasts.json").stat().st_mtime_ns > before, "the triggered run did not rewrite the forecasts"

@@ -120,11 +120,14 @@ def reforecast_flow(
 # %% ../../nbs/02-time-series-forecasting/06_reforecast.ipynb #r016
 def deployment(out_dir: str | None = None, csv: str | None = None, rounds: int | None = None):  # csv: the raw file each run reads
     """Return the monthly deployment of `reforecast_flow` with its in-code schedule."""
+    from prefect.deployments.runner import EntrypointType
+
     params = {"out_dir": out_dir, "csv": csv, "rounds": rounds}
     return reforecast_flow.to_deployment(
         name="monthly",
         schedules=[schedule()],
         parameters={k: v for k, v in params.items() if v is not None},
+        entrypoint_type=EntrypointType.MODULE_PATH,  # import the installed package, not the file as a loose script
         _sync=True,  # Prefect would hand back its async twin inside a running event loop (Jupyter); this stays sync
     )
 
