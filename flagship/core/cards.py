@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'NOT_SPLITS', 'SPLIT_NAMES', 'load_card_spec', 'read_run', 'write_example_run', 'fmt_number', 'md_table',
            'flatten', 'split_sections', 'metric_rows', 'headline_metric', 'provenance_note', 'fairness_table',
-           'model_card', 'load_prices', 'measured_usage', 'scenario_costs', 'usd', 'cost_estimate', 'write_cards',
-           'home_table']
+           'mlflow_facts', 'model_card', 'load_prices', 'measured_usage', 'scenario_costs', 'usd', 'cost_estimate',
+           'write_cards', 'home_table']
 
 # %% ../../nbs/core/08_cards.ipynb #c004
 def load_card_spec(slug: str) -> dict:  # a project slug, number or module name
@@ -58,7 +58,16 @@ def write_example_run(folder: str | Path, slug: str = "01-tabular-endtoend", auc
         "test": {"model": "lightgbm", "roc_auc": auc, "accuracy": 0.8531, "f1": 0.6712},
         "onnx": {"rows": 2000, "onnx_mib": 0.42},
         "fairness": {"sex": {"Female": {"roc_auc": 0.9034, "n": 1621}, "Male": {"roc_auc": 0.8967, "n": 3262}}},
-        "model": {"name": "lightgbm", "version": "1.0.0"},
+        "model": {
+            "name": "lightgbm",
+            "version": "1.0.0",
+            "mlflow": {
+                "registered_model": slug,
+                "registered_version": "3",
+                "alias": "champion",
+                "run_ids": {"lightgbm": "07b43e59"},
+            },
+        },
         "data": {"rows_train": 32561, "rows_test": 16281, "positive_share": 0.2408},
     }
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
@@ -209,6 +218,19 @@ def _fairness_section(run: dict, spec: dict, slug: str) -> str:
     """Return the fairness slices as a table, or the card's note when the data has none."""
     return fairness_table(run.get("metrics") or {}) or spec.get("fairness_note") or _missing(slug, "fairness_note")
 
+# %% ../../nbs/core/08_cards.ipynb #c041
+def mlflow_facts(model: dict, slug: str) -> list[list[str]]:  # model: metrics.json's `model` section
+    """Return the card's MLflow rows: the registered model with alias and version, and the run that produced it."""
+    ml = model.get("mlflow") or {}
+    run_id = ml.get("champion_run_id") or ml.get("served_run_id") or (ml.get("run_ids") or {}).get(model.get("name"))
+    rows = [["MLflow experiment", f"`{ml.get('experiment', slug)}`"]] if ml else []
+    if ml.get("registered_model"):
+        uri = f"models:/{ml['registered_model']}@{ml.get('alias', 'champion')}"
+        rows.append(["registry", f"`{uri}` (version {ml.get('registered_version', '?')})"])
+    if run_id:
+        rows.append(["MLflow run", f"`{run_id}`"])
+    return rows
+
 # %% ../../nbs/core/08_cards.ipynb #c022
 def model_card(run: dict, spec: dict, out_dir: str | Path | None = None) -> str:  # run.json with metrics; card.yaml
     """Return model_card.md for a run: version, date, intended use, data, metrics by split, fairness, limits, retraining."""
@@ -217,6 +239,7 @@ def model_card(run: dict, spec: dict, out_dir: str | Path | None = None) -> str:
     title = spec.get("title") or slug
     facts = [["model", f"`{model.get('name', 'not recorded')}`"], ["version", f"`{model.get('version', 'not recorded')}`"]]
     facts += [["date", f"`{run.get('finished_at', '?')}`"], ["project", f"`{slug}`"], ["profile", f"`{run.get('profile')}`"]]
+    facts += mlflow_facts(model, slug)
     inputs = [[f"`{p}`", f"`{sha}`"] for p, sha in (run.get("inputs") or {}).items()]
     data_rows = [[k, v] for k, v in (metrics.get("data") or {}).items() if not isinstance(v, dict | list)]
     head = f"Headline: `{h['metric']}` on the `{h['split']}` split.\n\n" if h else ""
