@@ -5,11 +5,16 @@
 # %% ../../nbs/02-time-series-forecasting/04_evaluate.ipynb #e002
 from __future__ import annotations
 
+from pathlib import Path
+
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from ..core.tracking import register_model, setup_mlflow
+
 # %% auto #0
-__all__ = ['score', 'backtest_table', 'quality_bar']
+__all__ = ['METRICS', 'score', 'backtest_table', 'quality_bar', 'track_backtest']
 
 # %% ../../nbs/02-time-series-forecasting/04_evaluate.ipynb #e006
 def score(results: pd.DataFrame, by: list[str] | tuple = ("model",)) -> pd.DataFrame:  # results: from backtest
@@ -46,3 +51,35 @@ def quality_bar(overall: pd.DataFrame, model: str = "lightgbm", baseline: str = 
         "min_gain": min_gain,
         "passed": bool(gain >= min_gain),
     }
+
+# %% ../../nbs/02-time-series-forecasting/04_evaluate.ipynb #e018
+METRICS = ("MAPE", "sMAPE", "RMSE", "MASE")
+
+
+def track_backtest(
+    table: pd.DataFrame,  # from backtest_table: model, step ('all', '1'...), MAPE, sMAPE, RMSE, MASE
+    params: dict[str, dict],  # model name -> its MLflow parameters; every model of `table` needs one
+    booster_path: str | Path,  # the production LightGBM (text format), logged and registered with the `model` run
+    model: str = "lightgbm",  # the backtested model whose run carries the booster
+    tags: dict | None = None,  # run tags, e.g. profile and git_sha
+    project: str = "02-time-series-forecasting",  # experiment and registered model name
+) -> dict:
+    """Log one MLflow run per backtested model, register the booster as @champion and return the ids."""
+    if missing := sorted(set(table["model"]) - set(params)):
+        raise ValueError(f"params has no entry for {missing}; pass params={{'{missing[0]}': {{...}}, ...}}")
+    if model not in set(table["model"]) or not Path(booster_path).exists():
+        raise ValueError(f"model={model!r} not in the table or booster_path={str(booster_path)!r} missing; run 03_train")
+    mlflow, tags, run_ids = setup_mlflow(project), tags or {}, {}
+    requirements = [f"lightgbm=={lgb.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"]
+    for name, rows in table.groupby("model", sort=False):
+        with mlflow.start_run(run_name=f"{name}-{tags.get('profile', 'run')}") as run:
+            mlflow.set_tags({**tags, "model": name})
+            mlflow.log_params(params[name])
+            mlflow.log_metrics({m: float(rows.loc[rows["step"] == "all", m].iloc[0]) for m in METRICS})
+            mlflow.log_text(rows.to_csv(index=False), "backtest_steps.csv")
+            if name == model:
+                booster = lgb.Booster(model_file=str(booster_path))
+                info = mlflow.lightgbm.log_model(booster, name="model", pip_requirements=requirements)
+            run_ids[name] = run.info.run_id
+    version = register_model(info.model_uri, project, alias="champion")
+    return {"registered_model": project, "registered_version": version, "alias": "champion", "run_ids": run_ids}
