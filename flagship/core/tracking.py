@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 from .config import outputs_root, project_slug
 
 # %% auto #0
-__all__ = ['SEMVER', 'tracking_uri', 'setup_mlflow', 'artifact_name', 'register_model']
+__all__ = ['SEMVER', 'tracking_uri', 'setup_mlflow', 'artifact_name', 'log_runs', 'register_model']
 
 # %% ../../nbs/core/03_tracking.ipynb #c004
 def tracking_uri() -> str:
@@ -26,6 +27,8 @@ def setup_mlflow(project: str):  # project: number, slug or module name; the exp
     """Point MLflow at the tracking store and select the project's experiment; return the mlflow module."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # read when mlflow is first imported
+    warnings.filterwarnings("ignore", message="IProgress not found")  # mlflow imports tqdm.auto; no widgets here
     import mlflow
 
     uri = tracking_uri()
@@ -50,6 +53,30 @@ def artifact_name(project: str, model: str, version: str, ext: str) -> str:  # v
     if not re.match(r"^[a-z0-9][a-z0-9_]*$", model):
         raise ValueError(f"model={model!r} must be lowercase letters, digits and underscores")
     return f"{project_slug(project)}-{model}-v{version}.{ext.lstrip('.')}"
+
+# %% ../../nbs/core/03_tracking.ipynb #c012
+def log_runs(
+    project: str,  # number, slug or module name: the experiment
+    metrics: dict[str, dict[str, float]],  # model -> {metric: value}; one run per model, in this order
+    params: dict[str, dict],  # model -> the parameters it was fitted with (a model without an entry logs none)
+    tags: dict | None = None,  # tags of every run, e.g. profile and git_sha; each run also gets `model`
+    texts: dict[str, dict[str, str]] | None = None,  # model -> {artifact file: text}, e.g. a table as CSV
+    champion: str | None = None,  # when given, runs are tagged champion=true/false; must be a key of `metrics`
+) -> dict[str, str]:
+    """Log one MLflow run per model with its parameters, metrics, tags and text artifacts; return {model: run_id}."""
+    if champion is not None and champion not in metrics:
+        raise ValueError(f"champion={champion!r} is not a row of the metrics table (models: {list(metrics)})")
+    mlflow, tags, run_ids = setup_mlflow(project), tags or {}, {}
+    for name, values in metrics.items():
+        with mlflow.start_run(run_name=f"{name}-{tags.get('profile', 'run')}") as run:
+            flag = {} if champion is None else {"champion": str(name == champion).lower()}
+            mlflow.set_tags({**tags, "model": name, **flag})
+            mlflow.log_params(params.get(name, {}))
+            mlflow.log_metrics({m.replace("@", "_at_"): float(v) for m, v in values.items()})
+            for path, text in (texts or {}).get(name, {}).items():
+                mlflow.log_text(text, path)
+            run_ids[name] = run.info.run_id
+    return run_ids
 
 # %% ../../nbs/core/03_tracking.ipynb #c009
 def register_model(model_uri: str, name: str, alias: str = "champion") -> str:  # model_uri: e.g. runs:/<id>/model

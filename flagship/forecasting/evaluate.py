@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ..core.tracking import register_model, setup_mlflow
+from ..core.tracking import log_runs, register_model, setup_mlflow
 
 # %% auto #0
 __all__ = ['METRICS', 'score', 'backtest_table', 'quality_bar', 'track_backtest']
@@ -69,17 +69,13 @@ def track_backtest(
         raise ValueError(f"params has no entry for {missing}; pass params={{'{missing[0]}': {{...}}, ...}}")
     if model not in set(table["model"]) or not Path(booster_path).exists():
         raise ValueError(f"model={model!r} not in the table or booster_path={str(booster_path)!r} missing; run 03_train")
-    mlflow, tags, run_ids = setup_mlflow(project), tags or {}, {}
+    overall = table[table["step"] == "all"].set_index("model")[list(METRICS)]
+    texts = {name: {"backtest_steps.csv": rows.to_csv(index=False)} for name, rows in table.groupby("model", sort=False)}
+    run_ids = log_runs(project, overall.to_dict("index"), params, tags, texts)
     requirements = [f"lightgbm=={lgb.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"]
-    for name, rows in table.groupby("model", sort=False):
-        with mlflow.start_run(run_name=f"{name}-{tags.get('profile', 'run')}") as run:
-            mlflow.set_tags({**tags, "model": name})
-            mlflow.log_params(params[name])
-            mlflow.log_metrics({m: float(rows.loc[rows["step"] == "all", m].iloc[0]) for m in METRICS})
-            mlflow.log_text(rows.to_csv(index=False), "backtest_steps.csv")
-            if name == model:
-                booster = lgb.Booster(model_file=str(booster_path))
-                info = mlflow.lightgbm.log_model(booster, name="model", pip_requirements=requirements)
-            run_ids[name] = run.info.run_id
+    mlflow = setup_mlflow(project)
+    with mlflow.start_run(run_id=run_ids[model]):  # the production booster joins its model's run
+        booster = lgb.Booster(model_file=str(booster_path))
+        info = mlflow.lightgbm.log_model(booster, name="model", pip_requirements=requirements)
     version = register_model(info.model_uri, project, alias="champion")
     return {"registered_model": project, "registered_version": version, "alias": "champion", "run_ids": run_ids}

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 from pathlib import Path
@@ -77,17 +76,18 @@ def build_features(csv: str | Path, dest: Path) -> Path:  # csv: the new raw ABS
 def fit(features_dir: Path, rounds: int, train_months: int, seed: int) -> tuple:  # rounds: LightGBM boosting rounds
     """Load the features and refit the production LightGBM on everything up to the last month."""
     from flagship.forecasting.data import select_series
-    from flagship.forecasting.train import direct_rows, fit_lightgbm, load_features
+    from flagship.forecasting.train import fit_production, load_features
 
     features = select_series(load_features(features_dir))
-    rows = direct_rows(features, 12)
-    return features, fit_lightgbm(rows, int(features["month_idx"].max()), rounds, train_months, seed)
+    return features, fit_production(features, rounds, train_months, seed)
 
 
 @task(name="publish", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def publish(features, model, out: Path) -> dict:  # model: LightGBM booster
     """Write forecasts.json and the freshness metric atomically; return the document."""
-    return json.loads(save_forecasts(make_forecasts(features, model), out).read_text())
+    doc = make_forecasts(features, model)
+    save_forecasts(doc, out)
+    return doc
 
 # %% ../../nbs/02-time-series-forecasting/06_reforecast.ipynb #r012
 @flow(name="forecasting-reforecast", log_prints=False)

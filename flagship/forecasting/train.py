@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'LGB_FEATURES', 'LGB_PARAMS', 'load_features', 'make_origins', 'mase_scale', 'seasonal_naive', 'auto_ets',
            'direct_rows', 'fit_lightgbm', 'predict_lightgbm', 'make_lightgbm', 'SeasonalLSTM', 'lstm_windows',
-           'make_lstm', 'backtest']
+           'make_lstm', 'backtest', 'fit_production']
 
 # %% ../../nbs/02-time-series-forecasting/03_train.ipynb #t006
 def load_features(path: str | Path) -> pd.DataFrame:  # path: the feature job's Parquet folder
@@ -217,3 +217,14 @@ def backtest(
             parts.append(fc.merge(truth, on=["series_id", "month_idx"]).merge(scale, on="series_id"))
             log.info("origin %d %s: %.1f s", origin, name, time.perf_counter() - start)
     return pd.concat(parts, ignore_index=True)
+
+# %% ../../nbs/02-time-series-forecasting/03_train.ipynb #t035
+def fit_production(
+    features: pd.DataFrame,  # from load_features: every series up to the last month
+    rounds: int = 300,  # LightGBM boosting rounds
+    train_months: int = 180,  # training origins, months back from the last month
+    seed: int = 42,
+    horizon: int = 12,  # months ahead the direct model predicts
+) -> lgb.Booster:
+    """Refit the global LightGBM on everything up to the last month of `features`: the model the API serves."""
+    return fit_lightgbm(direct_rows(features, horizon), int(features["month_idx"].max()), rounds, train_months, seed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..core.tracking import setup_mlflow
+from ..core.tracking import log_runs
 
 # %% auto #0
 __all__ = ['precision_at_k', 'recall_at_k', 'ndcg_at_k', 'map_at_k', 'catalogue_coverage', 'ranking_metrics',
@@ -123,15 +123,7 @@ def log_model_runs(
     project: str = "10-recommender-system",  # the MLflow experiment (flagship.core.tracking.setup_mlflow)
 ) -> dict[str, str]:
     """Log one MLflow run per model with its parameters, metrics and the whole table; return {model: run_id}."""
-    if champion not in table.index:
-        raise ValueError(f"champion={champion!r} is not a row of the metrics table (models: {list(table.index)})")
-    mlflow = setup_mlflow(project)
-    run_ids = {}
-    for name, row in table.iterrows():
-        with mlflow.start_run(run_name=f"{name}-{(tags or {}).get('profile', 'run')}") as run:
-            mlflow.set_tags({**(tags or {}), "model": name, "champion": str(name == champion).lower()})
-            mlflow.log_params({**(common or {}), **params.get(name, {})})
-            mlflow.log_metrics({m.replace("@", "_at_"): float(v) for m, v in row.items()})
-            mlflow.log_text(table.to_csv(), "ranking_metrics.csv")
-            run_ids[str(name)] = run.info.run_id
-    return run_ids
+    metrics = {str(name): row.to_dict() for name, row in table.iterrows()}
+    texts = {name: {"ranking_metrics.csv": table.to_csv()} for name in metrics}
+    params = {name: {**(common or {}), **params.get(name, {})} for name in metrics}
+    return log_runs(project, metrics, params, tags, texts, champion)
