@@ -131,10 +131,12 @@ def predict_lightgbm(model: lgb.Booster, rows: pd.DataFrame, origin: int, horizo
 # %% ../../nbs/02-time-series-forecasting/03_train.ipynb #t021
 def make_lightgbm(rounds: int = 300, train_months: int = 180) -> Callable:  # rounds: boosting rounds
     """Return the backtest model function of the global LightGBM (direct rows built once per feature frame)."""
-    cache: dict[int, pd.DataFrame] = {}
+    built: list = [None, None]  # [features, its direct rows]: the frame is compared by identity, not by id()
 
     def lightgbm(features: pd.DataFrame, origin: int, horizon: int = 12, seed: int = 42) -> pd.DataFrame:
-        rows = cache.setdefault(id(features), direct_rows(features, 12))
+        if built[0] is not features:  # a new frame: build its rows once, then reuse them at every origin
+            built[:] = [features, direct_rows(features, 12)]
+        rows = built[1]
         return predict_lightgbm(fit_lightgbm(rows, origin, rounds, train_months, seed), rows, origin, horizon)
 
     return lightgbm
