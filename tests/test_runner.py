@@ -174,13 +174,15 @@ def test_killed_run_leaves_last_good_outputs(repo: Path):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(
-        (d / "value.txt").exists() and (d / "value.txt").read_text() == "half-written"
-        for d in (repo / "outputs" / ".runs").glob(f"{A}-*")
-    ):
+    deadline, reached = time.time() + 60, False
+    while time.time() < deadline and not reached:
+        reached = any(
+            (d / "value.txt").exists() and (d / "value.txt").read_text() == "half-written"
+            for d in (repo / "outputs" / ".runs").glob(f"{A}-*")
+        )
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
+    assert reached, "the run never wrote its half-written value.txt under outputs/.runs/: the kill proved nothing"
     proc.wait(timeout=10)
     assert {p.name: p.read_bytes() for p in (repo / "outputs" / A).iterdir()} == good
     # the next run clears the killed run's folder and still finds the last good outputs
