@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import numpy as np  # noqa: E402
 

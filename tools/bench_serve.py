@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,15 +22,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sample_records(n: int, seed: int = 0) -> list[dict]:
@@ -72,30 +62,21 @@ def run(call, requests: int, seconds: float, clients: int) -> dict:
     return {"requests": len(t), "p50": float(np.percentile(t, 50)), "p99": float(np.percentile(t, 99)), "rps": len(t) / wall}
 
 
-def start_server(model_dir: Path, port: int) -> subprocess.Popen:
-    """Start `flagship serve`'s app (build_app) with uvicorn on 127.0.0.1:port and wait until the model is ready."""
+def serve_api(model_dir: Path, port: int):
+    """Run `flagship serve`'s app (build_app) with uvicorn on 127.0.0.1:port; the context yields once the model is ready."""
+    from flagship.core.serving import serve_process
+
     env = {**os.environ, "FLAGSHIP_TABULAR_MODEL_DIR": str(model_dir), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "uvicorn", "flagship.core.serving:build_app", "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
-        try:
-            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
-            if health["projects"]["01-tabular-endtoend"]["ready"]:
-                return proc
-        except (httpx.HTTPError, KeyError, ValueError):
-            pass
-        time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError(f"the API on port {port} was not ready within 60 s")
+    ready = lambda r: r.json()["projects"]["01-tabular-endtoend"]["ready"]  # noqa: E731
+    return serve_process(cmd, f"http://127.0.0.1:{port}/health", 60, ready, env=env, stdout=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:
     from flagship.core.config import project_dirs
     from flagship.core.publish import save_benchmark
+    from flagship.core.serving import free_port
     from flagship.tabular.serve import ENV_MODEL_DIR, TabularModel, find_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda _i, recs=recs: model.predict_proba(recs), args.requests, args.seconds, clients
             )
     port = free_port()
-    server = start_server(model_dir, port)
-    try:
+    with serve_api(model_dir, port):
         http = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) for _ in range(args.clients)]
         for n, recs in payloads.items():
             body = {"instances": recs}
@@ -139,12 +119,6 @@ def main(argv: list[str] | None = None) -> int:
                 results["HTTP", n, clients] = run(call, args.requests, args.seconds, clients)
         for c in http:
             c.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
     for (path, n, clients), r in results.items():
         ratio = r["p50"] / results["in-process", n, clients]["p50"] if path == "HTTP" else 1.0
         rows.append(
