@@ -5,6 +5,7 @@
 # %% ../../nbs/02-time-series-forecasting/06_reforecast.ipynb #r003
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -14,7 +15,9 @@ from ..core.config import outputs_root, project_dirs
 from ..core.publish import read_manifest
 
 # Prefect reads its settings when it is imported: keep its SQLite state beside MLflow's, and no telemetry calls.
-os.environ.setdefault("PREFECT_HOME", str(outputs_root() / "prefect"))
+if "PREFECT_HOME" not in os.environ:
+    with contextlib.suppress(FileNotFoundError):  # no checkout and no FLAGSHIP_OUTPUTS: Prefect's own ~/.prefect
+        os.environ["PREFECT_HOME"] = str(outputs_root() / "prefect")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from prefect import flow, task  # noqa: E402
