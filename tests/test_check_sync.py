@@ -44,6 +44,7 @@ def test_hand_edit_of_generated_package_fails(copy: Path):
     target.write_text(target.read_text() + "\nHAND_EDIT = True\n")
     proc = check(copy)
     assert proc.returncode == 1 and "flagship/core/config.py is not what nbdev_export makes" in proc.stdout
+    assert target.read_text().endswith("HAND_EDIT = True\n"), "checking must not overwrite the edit it reports"
 
 
 def test_notebook_with_outputs_fails(copy: Path):

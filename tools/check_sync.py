@@ -66,10 +66,16 @@ def main() -> int:
         strip_outputs(ROOT / "nbs")
         subprocess.run([str(Path(sys.executable).parent / "nbdev_clean")], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory() as tmp:
+        # export into a scratch copy: a check must not overwrite a hand edit it is about to report (--fix exports in place)
+        scratch = ROOT if "--fix" in sys.argv[1:] else Path(tmp) / "repo"
         before = Path(tmp) / "flagship"
         shutil.copytree(ROOT / "flagship", before)
-        subprocess.run([str(Path(sys.executable).parent / "nbdev_export")], cwd=ROOT, check=True)
-        changed = tree_diff(before, ROOT / "flagship")
+        if scratch != ROOT:
+            shutil.copytree(ROOT / "nbs", scratch / "nbs", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+            shutil.copytree(ROOT / "flagship", scratch / "flagship")
+            shutil.copy(ROOT / "settings.ini", scratch / "settings.ini")
+        subprocess.run([str(Path(sys.executable).parent / "nbdev_export")], cwd=scratch, check=True)
+        changed = tree_diff(before, scratch / "flagship")
     dirty = dirty_notebooks(ROOT / "nbs")
     for name in changed:
         print(f"flagship/{name} is not what nbdev_export makes of nbs/: edit the notebook, run nbdev_export, commit both")
