@@ -14,7 +14,6 @@ import urllib.request
 
 from .core.config import PROJECTS, is_built
 from .core.logs import configure_logging
-from .core.publish import read_manifest
 
 DEFAULT_HOST = "127.0.0.1"  # serve on loopback unless told otherwise (the container sets FLAGSHIP_HOST=0.0.0.0)
 DEFAULT_PORT = 8080
@@ -35,6 +34,8 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "
 
 def status() -> dict:
     """Return {slug: {built, profile, finished_at, metrics}} for every project."""
+    from flagship.core.publish import read_manifest  # pandas, via core.data: not for `flagship health`, every 30 s
+
     out = {}
     for slug in PROJECTS:
         run = read_manifest(slug) or {}
