@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_cards import set_metric  # change one metric as a new run would
 
 from flagship.core import articles, cards
 
@@ -52,14 +53,6 @@ def run_dir(tmp_path: Path, monkeypatch) -> Path:
     (out / "model_card.md").write_text(cards.model_card(cards.read_run(out), SPEC))
     monkeypatch.setattr(articles, "load_card_spec", lambda slug: SPEC)
     return out
-
-
-def set_metric(run_dir: Path, section: str, name: str, value: float) -> None:
-    """Change one metric in metrics.json, as a new run would."""
-    path = run_dir / "metrics.json"
-    doc = json.loads(path.read_text())
-    doc[section][name] = value
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True))
 
 
 def numbers_in(obj) -> list[float]:

@@ -29,6 +29,7 @@ import jsonschema
 import pytest
 import yaml
 from referencing import Registry, Resource
+from test_deploy import forecast_job_build  # the build command atop the CronJob, parsed once
 
 from flagship.core.serving import free_port
 
@@ -295,14 +296,6 @@ def _pin(package: str) -> str:
         if line.lower().startswith(f"{package}=="):
             return line.split("==", 1)[1].split(";")[0].strip()
     raise AssertionError(f"constraints.txt pins no {package}")
-
-
-def forecast_job_build() -> tuple[str, str]:
-    """Return (EXTRAS, image) of the build command written atop forecast-cronjob.yaml."""
-    cmd = r"docker build -f deploy/Dockerfile\.spark --build-arg EXTRAS=(\S+) -t (\S+) \.$"
-    found = re.search(cmd, CRONJOB.read_text(encoding="utf-8"), flags=re.M)
-    assert found, f"{CRONJOB.name}: no `docker build -f deploy/Dockerfile.spark --build-arg EXTRAS=... -t IMAGE .` comment"
-    return found.group(1), found.group(2)
 
 
 def _under(path: str, mounts: list[str]) -> bool:

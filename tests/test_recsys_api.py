@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 
 import httpx
 import pandas as pd
 import pytest
 
+from flagship.core.serving import free_port, serve_process
+
 SERVER = (
     "import uvicorn; from flagship.core.serving import create_app; from flagship.recsys.serve import project_api; "
     "uvicorn.run(create_app([project_api()]), host='127.0.0.1', port={port}, log_level='warning')"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_batch(folder):
@@ -44,26 +37,14 @@ def write_batch(folder):
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
+    """A real uvicorn over an empty batch folder; fails (never yields) if the server does not come up."""
     batch = tmp_path_factory.mktemp("recsys-batch")
     port = free_port()
     env = {**os.environ, "FLAGSHIP_RECSYS_BATCH": str(batch), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER.format(port=port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    try:
-        for _ in range(300):
-            try:
-                client.get("/health")
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode()
-                time.sleep(0.1)
-        yield client, batch
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(10)
+    url = f"http://127.0.0.1:{port}"
+    with serve_process([sys.executable, "-c", SERVER.format(port=port)], f"{url}/health", 30, env=env):
+        with httpx.Client(base_url=url, timeout=10) as client:
+            yield client, batch
 
 
 def test_missing_artifacts_give_503_then_load_once_written(api):
