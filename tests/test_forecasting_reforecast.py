@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from flagship.core.publish import save_metrics
 from flagship.forecasting.data import load_data, select_series, write_raw
 from flagship.forecasting.reforecast import SCHEDULE_CRON, deployment, next_runs, reforecast_flow
 
@@ -42,6 +43,7 @@ def raw_csv(tmp_path_factory) -> Path:
 def flow_run(spark, raw_csv, tmp_path_factory):
     """One flow run from the raw CSV (features -> fit -> publish); returns (run folder, final state, seconds)."""
     out = tmp_path_factory.mktemp("reforecast")
+    save_metrics(out, {"name": "lightgbm", "version": "1.2.0"}, section="model")  # as 03_train records the production model
     start = time.perf_counter()
     state = reforecast_flow(str(out), csv=str(raw_csv), rounds=20, return_state=True)
     return out, state, time.perf_counter() - start
@@ -53,6 +55,7 @@ def test_flow_builds_features_and_forecasts_from_a_raw_csv(flow_run):
     summary = state.result()
     assert summary["series"] == 3 and summary["rounds"] == 20 and summary["data_last_month"] == "2018-12"
     doc = json.loads((out / "forecasts.json").read_text())
+    assert doc["model_version"] == "1.2.0", "the forecasts report the version 03_train recorded"
     assert len(doc["series"]) == 3 and all(len(s["yhat"]) == 12 and min(s["yhat"]) > 0 for s in doc["series"].values())
     assert any((out / "features").glob("month=2018-12-01*/*.parquet")), "the Spark job's month partitions"
     assert 'forecast_data_freshness_days{project="02-time-series-forecasting"}' in (out / "freshness.prom").read_text()

@@ -34,7 +34,7 @@ def run_dir(tmp_path_factory):
     features = _features()
     features.to_parquet(out / "features.parquet")
     model = fit_lightgbm(direct_rows(features), int(features["month_idx"].max()), rounds=30)
-    save_forecasts(make_forecasts(features, model), out)
+    save_forecasts(make_forecasts(features, model, "1.0.0"), out)
     return out
 
 

@@ -24,7 +24,13 @@ from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 
-from .serve import SLUG, data_freshness_days, make_forecasts, save_forecasts  # noqa: E402
+from flagship.forecasting.serve import (  # noqa: E402
+    SLUG,
+    data_freshness_days,
+    make_forecasts,
+    production_model,
+    save_forecasts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +92,9 @@ def fit(features_dir: Path, rounds: int, train_months: int, seed: int) -> tuple:
 
 
 @task(name="publish", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def publish(features, model, out: Path) -> dict:  # model: LightGBM booster
+def publish(features, model, out: Path, version: str) -> dict:  # model: LightGBM booster; version: what the API reports
     """Write forecasts.json and the freshness metric atomically; return the document."""
-    doc = make_forecasts(features, model)
+    doc = make_forecasts(features, model, version)
     save_forecasts(doc, out)
     return doc
 
@@ -105,12 +111,13 @@ def reforecast_flow(
     out = Path(out_dir) if out_dir else project_dirs(SLUG)["out"]
     if not (csv or (out / "features").exists()):
         raise FileNotFoundError(f"{out / 'features'} missing: pass csv= (the raw ABS file) or run `make run P=02` first")
+    version = production_model(out)["version"]  # the production model's version, as 03_train recorded it
     run_params = (read_manifest(SLUG, out) or {}).get("parameters", {})  # refit as the run that built `out` did
     rounds = rounds or int(run_params.get("lgb_rounds", 300))
     train_months = train_months or int(run_params.get("train_months", 180))
     features_dir = build_features(csv, out / "features") if csv else out / "features"
     features, model = fit(features_dir, rounds, train_months, seed)
-    doc = publish(features, model, out)
+    doc = publish(features, model, out, version)
     summary = {
         "series": len(doc["series"]),
         "data_last_month": doc["data_last_month"],

@@ -21,15 +21,23 @@ from ..core.serving import ProjectAPI, record_predictions
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SLUG', 'MODEL_VERSION', 'make_forecasts', 'data_freshness_days', 'save_forecasts', 'ForecastRequest',
+__all__ = ['log', 'SLUG', 'production_model', 'make_forecasts', 'data_freshness_days', 'save_forecasts', 'ForecastRequest',
            'ForecastResponse', 'make_router', 'project_api']
 
 # %% ../../nbs/02-time-series-forecasting/05_serve.ipynb #s006
 SLUG = "02-time-series-forecasting"
-MODEL_VERSION = "1.0.0"
 
 
-def make_forecasts(features, model, horizon: int = 12, version: str = MODEL_VERSION) -> dict:  # model: LightGBM booster
+def production_model(out: str | Path) -> dict:  # out: a run folder
+    """Return the production model's entry (name, version, artifact, params) that 03_train wrote to metrics.json."""
+    path = Path(out) / "metrics.json"
+    model = json.loads(path.read_text()).get("model", {}) if path.exists() else {}
+    if not model.get("version"):
+        raise FileNotFoundError(f"{path} has no model.version: run 03_train (`make run P=02`) into {out} first")
+    return model
+
+
+def make_forecasts(features, model, version: str, horizon: int = 12) -> dict:  # model: LightGBM booster; version: semver
     """Forecast every series `horizon` months past the last month with the direct LightGBM; return the JSON document."""
     from flagship.forecasting.train import direct_rows, predict_lightgbm
 
