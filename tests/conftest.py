@@ -1,4 +1,4 @@
-"""Shared fixtures: one SparkSession for the whole test session (a JVM start costs 7-14 s here)."""
+"""Shared fixtures: one SparkSession for the whole test session (each JVM start costs seconds)."""
 
 from __future__ import annotations
 
